@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The `drifac` command. The compiler is written in TypeScript and run from source through tsx's
+// loader, so a fresh clone needs no build step and the CLI never runs stale output.
+import { register } from "tsx/esm/api";
+
+register();
+const { main } = await import("./cli/main.ts");
+process.exitCode = await main(process.argv.slice(2));
