@@ -28,7 +28,7 @@ export function bindArguments(
   const positional = args.filter((a) => a.name === null);
   const named = args.filter((a) => a.name !== null);
   const required = params.filter((p) => p.required).length;
-  const countText = () => (required === params.length ? `${params.length}` : `${required} to ${params.length}`);
+  const countText = () => `${required === params.length ? params.length : `${required} to ${params.length}`} argument${params.length === 1 ? "" : "s"}`;
   if (variadic) {
     bound.set(params[0]!.name, { value: { k: "list", items: positional.map((a) => a.value.value) }, span: positional[0]?.value.span ?? span });
   } else {

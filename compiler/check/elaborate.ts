@@ -283,7 +283,11 @@ export class Elaborator implements BuiltinContext {
         const call = inner;
         const callee = this.calleeOf(call);
         const args = this.evalArgs(call.args);
-        return this.namer.withBase(name, true, () => this.call(callee, args, call.span));
+        const named = this.namer.withExplicitName(name, () => this.call(callee, args, call.span));
+        if (!named.used) {
+          fail("E402", `\`as "${name}"\` names nothing: ${describeValue(callee.value)} creates no layer or block instance`, this.file, e.name.span, "put `as` on the conv, dense, batchnorm or block call it should name");
+        }
+        return named.value;
       }
     }
   }

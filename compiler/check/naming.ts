@@ -26,6 +26,17 @@ export class Namer {
     }
   }
 
+  /** Like withBase for an explicit name, and reports whether anything took the name. */
+  withExplicitName<T>(name: string, f: () => T): { value: T; used: boolean } {
+    const base = { name, explicit: true, used: false };
+    this.bases.push(base);
+    try {
+      return { value: f(), used: base.used };
+    } finally {
+      this.bases.pop();
+    }
+  }
+
   /** Runs `f` with no naming base (a block body starts afresh). */
   isolated<T>(f: () => T): T {
     const saved = this.bases.splice(0, this.bases.length);

@@ -7,13 +7,14 @@ export function closest(name: string, candidates: Iterable<string>): string | nu
   const lower = name.toLowerCase();
   for (const c of candidates) {
     if (c === name) continue;
-    // Case-only differences (MIFa vs MIFA) count as the closest possible match.
-    const score = c.toLowerCase() === lower ? 0.5 : distance(name, c);
+    // Case-only differences (MIFa vs MIFA) rank first, the fewest changed letters first.
+    const score = c.toLowerCase() === lower ? 0.1 * distance(name, c) : distance(name, c);
     if (score < bestScore) {
       bestScore = score;
       best = c;
     }
   }
-  const limit = Math.max(1, Math.floor(name.length / 3));
+  // Two edits (a transposition such as widht/width) for names of four letters or more.
+  const limit = name.length <= 3 ? 1 : Math.max(2, Math.floor(name.length / 3));
   return best !== null && bestScore <= limit ? best : null;
 }
