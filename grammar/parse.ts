@@ -94,6 +94,7 @@ export function parseSource(text: string, path: string): ParseResult {
 function findExcessiveNesting(tokens: IToken[]): IToken | null {
   let depth = 0;
   let prefixRun = 0;
+  let prevIsOperand = false;
   for (const t of tokens) {
     const type = t.tokenType;
     if (type === T.LParen || type === T.LBracket || type === T.LBrace) {
@@ -101,15 +102,20 @@ function findExcessiveNesting(tokens: IToken[]): IToken | null {
     } else if (type === T.RParen || type === T.RBracket || type === T.RBrace) {
       depth = Math.max(0, depth - 1);
     }
-    // Prefix operators and `if ... then` recurse too: bound their runs the same way.
-    if (type === T.Minus || type === T.Plus || type === T.Not || type === T.If || type === T.Power) {
+    // Prefix operators, `if ... then` and the right-associative ** recurse in the parser too:
+    // bound their runs the same way. A + or - after an operand is binary and ends a run.
+    const binarySign = (type === T.Minus || type === T.Plus) && prevIsOperand;
+    if (!binarySign && (type === T.Minus || type === T.Plus || type === T.Not || type === T.If || type === T.Power)) {
       if (++prefixRun > MAX_NESTING) return t;
-    } else if (type !== T.Identifier && type !== T.IntLiteral && type !== T.FloatLiteral) {
-      prefixRun = type === T.Then || type === T.Else ? prefixRun : 0;
+    } else if (binarySign || !(operandTypes.has(type) || type === T.Then || type === T.Else)) {
+      prefixRun = 0;
     }
+    prevIsOperand = operandTypes.has(type) || type === T.RParen || type === T.RBracket;
   }
   return null;
 }
+
+const operandTypes = new Set([T.Identifier, T.IntLiteral, T.FloatLiteral, T.StringLiteral, T.True, T.False]);
 
 /** `##` comments directly above a block or model document it. */
 function attachDocComments(file: SourceFile, text: string): void {

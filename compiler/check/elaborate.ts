@@ -451,8 +451,26 @@ export class Elaborator implements BuiltinContext {
       if (e.op === "and" ? !l : l) return { k: "bool", v: l };
       return { k: "bool", v: expectBool({ value: this.eval(e.right), span: e.right.span }, this.file, `the right side of ${e.op}`) };
     }
-    const a: Located = { value: this.eval(e.left), span: e.left.span };
-    const b: Located = { value: this.eval(e.right), span: e.right.span };
+    // a + b + c + ... parses left-deep; walk the left spine iteratively so that long sums do not
+    // grow the stack with their length.
+    const spine: A.BinaryExpr[] = [e];
+    while (spine[spine.length - 1]!.left.kind === "Binary" && isArithmetic((spine[spine.length - 1]!.left as A.BinaryExpr).op)) {
+      spine.push(spine[spine.length - 1]!.left as A.BinaryExpr);
+    }
+    if (spine.length > 1) {
+      const first = spine[spine.length - 1]!.left;
+      let acc: Located = { value: this.eval(first), span: first.span };
+      for (let i = spine.length - 1; i >= 0; i--) {
+        const node = spine[i]!;
+        this.tick(node.span);
+        acc = { value: this.applyBinary(node, acc, { value: this.eval(node.right), span: node.right.span }), span: node.span };
+      }
+      return acc.value;
+    }
+    return this.applyBinary(e, { value: this.eval(e.left), span: e.left.span }, { value: this.eval(e.right), span: e.right.span });
+  }
+
+  private applyBinary(e: A.BinaryExpr, a: Located, b: Located): Value {
     switch (e.op) {
       case "+":
         if (a.value.k === "string" && b.value.k === "string") return { k: "string", v: a.value.v + b.value.v };
@@ -581,6 +599,10 @@ export class Elaborator implements BuiltinContext {
     }
     return out;
   }
+}
+
+function isArithmetic(op: A.BinaryOp): boolean {
+  return op === "+" || op === "-" || op === "*" || op === "/";
 }
 
 function symbolOf(op: string): string {

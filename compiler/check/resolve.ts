@@ -62,10 +62,16 @@ export function resolveNames(mod: Module): Diagnostic[] {
           walkExpr(e.target, local);
           walkExpr(e.index, local);
           return;
-        case "Binary":
-          walkExpr(e.left, local);
-          walkExpr(e.right, local);
+        case "Binary": {
+          // Iterate down the left spine: long sums must not deepen the recursion.
+          let left: A.Expr = e;
+          while (left.kind === "Binary") {
+            walkExpr(left.right, local);
+            left = left.left;
+          }
+          walkExpr(left, local);
           return;
+        }
         case "Unary":
           walkExpr(e.operand, local);
           return;
