@@ -377,7 +377,14 @@ export class Elaborator implements BuiltinContext {
       fail("E304", `block '${decl.name.text}' declares ${decl.returns.length} results but returns ${values.length}`, this.file, decl.name.span);
     }
     const dims = this.dimScope();
-    const checked = values.map((v, i) => matchType({ value: v, span: decl.returns![i]!.span }, decl.returns![i]!, dims, this.file, `result of ${decl.name.text}`));
+    const checked = values.map((v, i) => {
+      try {
+        return matchType({ value: v, span: decl.returns![i]!.span }, decl.returns![i]!, dims, this.file, `result of ${decl.name.text}`);
+      } catch (e) {
+        if (e instanceof DiagnosticError && (e.diagnostic.code === "E300" || e.diagnostic.code === "E302")) e.diagnostic.code = "E303";
+        throw e;
+      }
+    });
     return checked.length === 1 ? checked[0]! : { k: "tuple", items: checked };
   }
 

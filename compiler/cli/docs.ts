@@ -4,11 +4,14 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { parser } from "../../grammar/parser.ts";
+import { builtins } from "../check/builtins/index.ts";
+import type { Value } from "../check/values.ts";
 import type { Io } from "./main.ts";
 
 export function grammarDiagramsHtml(): string {
+  // chevrotain's exports map hides package.json; its entry point lies in <root>/lib/src/.
   const require = createRequire(import.meta.url);
-  const root = path.dirname(require.resolve("chevrotain/package.json"));
+  const root = path.resolve(path.dirname(require.resolve("chevrotain")), "../..");
   const read = (p: string) => fs.readFileSync(path.join(root, "diagrams", p), "utf8");
   const grammar = JSON.stringify(parser.getSerializedGastProductions());
   return `<!DOCTYPE html>
@@ -37,9 +40,39 @@ export function grammarDiagramsHtml(): string {
 `;
 }
 
+/** The built-ins table of docs/language.md, generated from the table the checker uses. */
+export function builtinsMarkdown(): string {
+  const showDefault = (v: Value): string => (v.k === "int" ? String(v.v) : v.k === "string" ? `"${v.v}"` : v.k === "float" || v.k === "bool" ? String(v.v) : "none");
+  const rows = [...builtins.values()].map((b) => {
+    const params = b.params.map((p) => (p.default ? `${p.name} = ${showDefault(p.default)}` : p.name));
+    if (b.variadic) params[0] = `${params[0]}...`;
+    return `| \`${b.name}(${params.join(", ")})\` | ${b.kind} | ${b.summary} |`;
+  });
+  return ["| built-in | kind | what it does |", "|---|---|---|", ...rows].join("\n");
+}
+
+const START = "<!-- builtins:start -->";
+const END = "<!-- builtins:end -->";
+
+export function withBuiltinsTable(markdown: string): string {
+  const a = markdown.indexOf(START);
+  const b = markdown.indexOf(END);
+  if (a < 0 || b < a) return markdown;
+  return `${markdown.slice(0, a + START.length)}\n${builtinsMarkdown()}\n${markdown.slice(b)}`;
+}
+
 export function docsCommand(out: string, io: Io): number {
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, grammarDiagramsHtml());
   io.out(`wrote ${out}\n`);
+  const reference = path.join(path.dirname(out), "language.md");
+  if (fs.existsSync(reference)) {
+    const text = fs.readFileSync(reference, "utf8");
+    const updated = withBuiltinsTable(text);
+    if (updated !== text) {
+      fs.writeFileSync(reference, updated);
+      io.out(`updated the built-ins table in ${reference}\n`);
+    }
+  }
   return 0;
 }

@@ -16,13 +16,14 @@ const range: Builtin = {
   summary: "range(n) is [0, ..., n-1]; range(a, b) is [a, ..., b-1]; range(a, b, step)",
   params: [
     { name: "a", type: "int" },
-    { name: "b", type: "int", default: { k: "bool", v: false } },
+    // The tuple sentinel marks "not given" (no user value is a tuple).
+    { name: "b", type: "int", default: { k: "tuple", items: [] } },
     { name: "step", type: "int", default: int(1) },
   ],
   call(ctx, args, span) {
     let start = expectInt(arg(args, "a"), ctx.file, "range's bound");
     let stop: number;
-    if (arg(args, "b").value.k === "bool") {
+    if (arg(args, "b").value.k === "tuple") {
       stop = start;
       start = 0;
     } else stop = expectInt(arg(args, "b"), ctx.file, "range's end");
