@@ -155,7 +155,7 @@ export class Elaborator implements BuiltinContext {
       case "For": {
         const items = expectList({ value: this.eval(s.iterable), span: s.iterable.span }, this.file, "the loop's iterable");
         for (const item of items) {
-          this.bindLoopVars(s.vars, item, s.iterable.span);
+          this.assign(s.vars, item, s.iterable.span);
           this.exec(s.body);
           if (frame.returned) return;
         }
@@ -198,10 +198,6 @@ export class Elaborator implements BuiltinContext {
       fail("E304", `cannot unpack ${describeValue(value)} into ${targets.length} names`, this.file, span);
     }
     targets.forEach((t, i) => this.frame.vars.set(t.text, items[i]!));
-  }
-
-  private bindLoopVars(vars: A.Name[], item: Value, span: A.Span): void {
-    this.assign(vars, item, span);
   }
 
   private paramShape(type: A.TensorType): { shape: Size[]; labels: (string | null)[] } {

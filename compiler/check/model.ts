@@ -142,13 +142,8 @@ class ModelElaborator extends Elaborator {
   }
 }
 
-function settingsValue(raw: string): Value {
-  return parseSettingValue(raw);
-}
-
 /** Elaborates the model `name` (or the file's only model) into a checked program. */
 export function elaborateModel(mod: Module, settings: Settings = {}, name?: string): Program {
-  const file = mod.file;
   const model = pickModel(mod, name);
   const el = new ModelElaborator();
   const frame = new Frame(mod.display, mod.scope, "", "model");
@@ -163,7 +158,7 @@ export function elaborateModel(mod: Module, settings: Settings = {}, name?: stri
   const resolved: Record<string, number | string | boolean> = {};
   for (const p of model.params) {
     let value: Located;
-    if (settings[p.name.text] !== undefined) value = { value: settingsValue(settings[p.name.text]!), span: p.span };
+    if (settings[p.name.text] !== undefined) value = { value: parseSettingValue(settings[p.name.text]!), span: p.span };
     else if (p.default) value = { value: el.eval(p.default), span: p.default.span };
     else fail("E207", `model parameter '${p.name.text}' needs a default value`, mod.display, p.span);
     const v = p.type ? matchModelParam(el, value, p) : value.value;
@@ -177,7 +172,6 @@ export function elaborateModel(mod: Module, settings: Settings = {}, name?: stri
       fail("E402", `parameter '${p.name}' has a shape [${p.shape.join(", ")}] that depends on the batch size`, p.file, p.span);
     }
   }
-  void file;
   return {
     model: model.name.text,
     file: mod.display,
@@ -254,5 +248,3 @@ export function checkBlocksGeneric(mod: Module): Diagnostic[] {
   }
   return diagnostics;
 }
-
-export { expectTensor };

@@ -1,8 +1,7 @@
 // Compile-time values: what a .drifa expression evaluates to during elaboration. Numbers,
 // strings and lists are ordinary values; a tensor is a node of the graph being built with its
 // shape; blocks and built-ins are callable values (so `for pool in [gmp, gap, gminp]` works).
-import type { Span } from "../../grammar/ast.ts";
-import type { BlockDecl } from "../../grammar/ast.ts";
+import type { BlockDecl, Span } from "../../grammar/ast.ts";
 import { DiagnosticError } from "../../grammar/diagnostic.ts";
 import type { Shape } from "./shape.ts";
 import { formatShape } from "./shape.ts";

@@ -1,6 +1,5 @@
 // Tensor operations without weights: activations, pooling, concatenation, dropout, flatten,
 // and the reductions over lists of tensors (sum, mean, max, min) that MIFA is written with.
-import type { Span } from "../../../grammar/ast.ts";
 import type { Shape } from "../shape.ts";
 import { formatShape } from "../shape.ts";
 import { Size } from "../size.ts";
