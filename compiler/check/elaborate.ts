@@ -9,6 +9,7 @@ import { closest } from "../diagnostics/suggest.ts";
 import { type ArgIn, bindArguments, type DimScope, matchType, specParams } from "./bind.ts";
 import { builtins } from "./builtins/index.ts";
 import type { Builtin, BuiltinContext } from "./builtins/context.ts";
+import { compare, isArithmetic, numeric } from "./arithmetic.ts";
 import { Namer } from "./naming.ts";
 import type { BlockInstance, Init, Node, OpName, ParamInfo } from "./program.ts";
 import { broadcast2, formatShape, type Shape } from "./shape.ts";
@@ -75,7 +76,7 @@ export class Elaborator implements BuiltinContext {
   elementwise(op: "add" | "sub" | "mul" | "div" | "maximum" | "minimum", a: Located, b: Located, span: A.Span): Value {
     const x = a.value;
     const y = b.value;
-    if (x.k !== "tensor" && y.k !== "tensor") return this.numeric(op, a, b, span);
+    if (x.k !== "tensor" && y.k !== "tensor") return numeric(op, a, b, span, this.file);
     const ta = this.asTensor(a, op);
     const tb = this.asTensor(b, op);
     const result = broadcast2(ta.shape, tb.shape);
@@ -488,84 +489,10 @@ export class Elaborator implements BuiltinContext {
       case "//":
       case "%":
       case "**":
-        return this.numeric(e.op, a, b, e.opSpan);
+        return numeric(e.op, a, b, e.opSpan, this.file);
       default:
-        return this.compare(e.op, a, b, e.opSpan);
+        return compare(e.op, a, b, e.opSpan, this.file);
     }
-  }
-
-  private numeric(op: string, a: Located, b: Located, span: A.Span): Value {
-    const x = a.value;
-    const y = b.value;
-    const isNum = (v: Value) => v.k === "int" || v.k === "float";
-    if (!isNum(x)) fail("E302", `cannot use ${describeValue(x)} with ${symbolOf(op)}`, this.file, a.span);
-    if (!isNum(y)) fail("E302", `cannot use ${describeValue(y)} with ${symbolOf(op)}`, this.file, b.span);
-    if (x.k === "int" && y.k === "int") {
-      const p = x.v;
-      const q = y.v;
-      switch (op) {
-        case "add":
-          return { k: "int", v: p.add(q) };
-        case "sub":
-          return { k: "int", v: p.sub(q) };
-        case "mul":
-          return checkedInt(p.mul(q), this.file, span);
-        case "//": {
-          if (q.value === undefined || q.value <= 0) fail("E400", q.value === 0 ? "division by zero" : "// needs a known positive divisor", this.file, b.span);
-          return { k: "int", v: p.floorDiv(q.value) };
-        }
-        case "maximum":
-        case "minimum":
-        case "%":
-        case "**": {
-          if (p.value === undefined || q.value === undefined) fail("E400", `${symbolOf(op)} needs known integers, found ${p} and ${q}`, this.file, span);
-          const [m, n] = [p.value, q.value];
-          if (op === "%" && n === 0) fail("E400", "modulo by zero", this.file, b.span);
-          if (op === "**" && n < 0) return { k: "float", v: m ** n };
-          const r = op === "%" ? ((m % n) + n) % n : op === "**" ? m ** n : op === "maximum" ? Math.max(m, n) : Math.min(m, n);
-          return checkedInt(Size.of(r), this.file, span);
-        }
-        case "div":
-          if (p.value === undefined || q.value === undefined) fail("E400", "use // to divide sizes", this.file, span);
-          if (q.value === 0) fail("E400", "division by zero", this.file, b.span);
-          return { k: "float", v: p.value / q.value };
-      }
-    }
-    const num = (v: Value, at: Located) => {
-      if (v.k === "float") return v.v;
-      if (v.k === "int" && v.v.isConstant) return v.v.constant;
-      return fail("E400", `the symbolic size ${v.k === "int" ? v.v : ""} cannot be used in float arithmetic`, this.file, at.span);
-    };
-    const m = num(x, a);
-    const n = num(y, b);
-    const results: Record<string, () => number> = {
-      add: () => m + n, sub: () => m - n, mul: () => m * n, div: () => m / n, "//": () => Math.floor(m / n),
-      "%": () => m % n, "**": () => m ** n, maximum: () => Math.max(m, n), minimum: () => Math.min(m, n),
-    };
-    if ((op === "div" || op === "//" || op === "%") && n === 0) fail("E400", "division by zero", this.file, b.span);
-    const r = results[op]!();
-    if (!Number.isFinite(r)) fail("E400", `${symbolOf(op)} overflows`, this.file, span);
-    return { k: "float", v: r };
-  }
-
-  private compare(op: string, a: Located, b: Located, span: A.Span): Value {
-    const x = a.value;
-    const y = b.value;
-    if (op === "==" || op === "!=") {
-      const eq = valuesEqual(x, y);
-      if (eq === null) fail("E302", `cannot compare ${describeValue(x)} with ${describeValue(y)}`, this.file, span);
-      return { k: "bool", v: op === "==" ? eq : !eq };
-    }
-    const num = (v: Value, at: Located): number => {
-      if (v.k === "float") return v.v;
-      if (v.k === "int" && v.v.isConstant) return v.v.constant;
-      if (v.k === "int") return fail("E400", `cannot order the symbolic size ${v.v}`, this.file, at.span);
-      return fail("E302", `cannot order ${describeValue(v)}`, this.file, at.span);
-    };
-    const m = num(x, a);
-    const n = num(y, b);
-    const r = op === "<" ? m < n : op === "<=" ? m <= n : op === ">" ? m > n : m >= n;
-    return { k: "bool", v: r };
   }
 
   private interpolate(s: A.StringLit): string {
@@ -602,41 +529,4 @@ export class Elaborator implements BuiltinContext {
     }
     return out;
   }
-}
-
-function isArithmetic(op: A.BinaryOp): boolean {
-  return op === "+" || op === "-" || op === "*" || op === "/";
-}
-
-function symbolOf(op: string): string {
-  return ({ add: "+", sub: "-", mul: "*", div: "/", maximum: "max", minimum: "min" } as Record<string, string>)[op] ?? op;
-}
-
-function checkedInt(s: Size, file: string, span: A.Span): Value {
-  if (s.isConstant && !Number.isSafeInteger(s.constant)) fail("E400", "integer overflow", file, span);
-  return { k: "int", v: s };
-}
-
-function valuesEqual(x: Value, y: Value): boolean | null {
-  if ((x.k === "int" || x.k === "float") && (y.k === "int" || y.k === "float")) {
-    if (x.k === "int" && y.k === "int") {
-      if (x.v.equals(y.v)) return true;
-      return x.v.isConstant && y.v.isConstant ? false : null;
-    }
-    const a = x.k === "int" ? x.v.value : x.v;
-    const b = y.k === "int" ? y.v.value : y.v;
-    if (a === undefined || b === undefined) return null;
-    return a === b;
-  }
-  if (x.k === "string" && y.k === "string") return x.v === y.v;
-  if (x.k === "bool" && y.k === "bool") return x.v === y.v;
-  if (x.k === "list" && y.k === "list") {
-    if (x.items.length !== y.items.length) return false;
-    for (let i = 0; i < x.items.length; i++) {
-      const eq = valuesEqual(x.items[i]!, y.items[i]!);
-      if (eq !== true) return eq;
-    }
-    return true;
-  }
-  return null;
 }
