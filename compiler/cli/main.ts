@@ -5,6 +5,8 @@ import { checkFile } from "../check/index.ts";
 import { docsCommand } from "./docs.ts";
 import { exampleCommand } from "./example.ts";
 import { fmtCommand } from "./fmt.ts";
+import type { Program } from "../check/program.ts";
+import { gradcheckCommand, graphCommand, irCommand } from "./ir.ts";
 import { renderParams, totalParameters, parameterRows } from "./params.ts";
 import { printDiagnostics, formatCount } from "./report.ts";
 import { collectSettings, UsageError } from "./settings.ts";
@@ -49,28 +51,80 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       }
     });
 
-  program
-    .command("params")
+  /** Checks a file and returns its one model, or reports why there is none (code 1). */
+  const programOf = (file: string, opts: { set: Record<string, string>; model?: string }): Program | null => {
+    const r = checkFile(file, { settings: opts.set, model: opts.model });
+    printDiagnostics(r.diagnostics, r.sources, io.err);
+    if (r.diagnostics.some((d) => d.severity === "error")) {
+      code = 1;
+      return null;
+    }
+    const p = r.programs[0];
+    if (!p) {
+      io.err(`${file}: no model (a library of blocks has no fixed sizes; pick a file with a model)\n`);
+      code = 1;
+      return null;
+    }
+    if (r.programs.length > 1) {
+      io.err(`${file}: has ${r.programs.length} models; pick one with --model\n`);
+      code = 1;
+      return null;
+    }
+    return p;
+  };
+  const modelOptions = (c: Command) =>
+    c.option("--set <name=value,...>", "override model parameters", collectSettings, {}).option("--model <name>", "which model of the file");
+  const positiveInt = (what: string) => (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what} must be a positive integer, got '${v}'`);
+    return n;
+  };
+
+  modelOptions(program.command("params"))
     .description("count a model's parameters, per block instance and per block type")
     .argument("<file>", "a .drifa file with a model")
-    .option("--set <name=value,...>", "override model parameters", collectSettings, {})
-    .option("--model <name>", "which model of the file")
     .option("--json", "print JSON instead of tables")
     .action((file: string, opts: { set: Record<string, string>; model?: string; json?: boolean }) => {
-      const r = checkFile(file, { settings: opts.set, model: opts.model });
-      printDiagnostics(r.diagnostics, r.sources, io.err);
-      if (r.diagnostics.some((d) => d.severity === "error")) {
-        code = 1;
-        return;
-      }
-      const p = r.programs[0];
-      if (!p) {
-        io.err(`${file}: no model to count (a library of blocks has no fixed sizes)\n`);
-        code = 1;
-        return;
-      }
+      const p = programOf(file, opts);
+      if (!p) return;
       if (opts.json) io.out(`${JSON.stringify({ model: p.model, settings: p.settings, rows: parameterRows(p), total: totalParameters(p) }, null, 2)}\n`);
       else io.out(`${renderParams(p)}\n`);
+    });
+
+  modelOptions(program.command("ir"))
+    .description("print the model's IR (training graph; --grad adds the backward pass)")
+    .argument("<file>", "a .drifa file with a model")
+    .option("--batch <n>", "batch size", positiveInt("--batch"), 2)
+    .option("--grad", "include the gradients of the loss")
+    .option("--infer", "the inference graph (running statistics, no dropout)")
+    .action((file: string, opts: { set: Record<string, string>; model?: string; batch: number; grad?: boolean; infer?: boolean }) => {
+      const p = programOf(file, opts);
+      if (p) code = irCommand(p, opts, io);
+    });
+
+  modelOptions(program.command("graph"))
+    .description("write the model's IR as a Graphviz graph")
+    .argument("<file>", "a .drifa file with a model")
+    .requiredOption("--dot", "Graphviz dot output (the only format)")
+    .option("-o, --out <file>", "write to a file instead of stdout")
+    .option("--batch <n>", "batch size", positiveInt("--batch"), 2)
+    .option("--grad", "include the gradients of the loss")
+    .action((file: string, opts: { set: Record<string, string>; model?: string; batch: number; grad?: boolean; out?: string }) => {
+      const p = programOf(file, opts);
+      if (p) code = graphCommand(p, opts, io);
+    });
+
+  modelOptions(program.command("gradcheck"))
+    .description("compare autodiff with finite differences (float64) for a sample of parameters of every kind")
+    .argument("<file>", "a .drifa file with a model")
+    .option("--batch <n>", "batch size", positiveInt("--batch"), 2)
+    .option("--seed <n>", "seed for weights, data and the sample", (v) => Number(v), 1)
+    .option("--samples <n>", "parameter elements per kind (conv, dense, batchnorm, param)", positiveInt("--samples"), 4)
+    .option("--tolerance <x>", "largest relative error accepted", (v) => Number(v), 1e-5)
+    .option("-v, --verbose", "print every sampled element")
+    .action((file: string, opts: { set: Record<string, string>; model?: string; batch: number; seed: number; samples: number; tolerance: number; verbose?: boolean }) => {
+      const p = programOf(file, opts);
+      if (p) code = gradcheckCommand(p, opts, io);
     });
 
   program

@@ -1,0 +1,200 @@
+// Broadcasting, reductions and movement: broadcast/reduce are the explicit transpose pair that
+// elementwise broadcasting lowers to; concat/slice/reshape move data; one_hot and dropout are the
+// two primitives that read integers (labels, and the RNG's seed and step).
+import { broadcastTo, concatOf, constant, mul } from "../emit.ts";
+import { type OpRule, alignIndex, checkAlign, fmtShape, irAssert, numel, sameShape } from "../primitives.ts";
+
+type Layout = "broadcast" | "reduce" | "argmask" | "concat" | "slice" | "reshape" | "one_hot" | "dropout";
+
+/** Splits a shape around `axis` into (outer, size, inner) extents, for concat and slice loops. */
+function around(shape: readonly number[], axis: number): [number, number, number] {
+  return [numel(shape.slice(0, axis)), shape[axis]!, numel(shape.slice(axis + 1))];
+}
+
+/** The PCG hash (Jarzynski and Olano, "Hash functions for GPU rendering", 2020): u32 -> u32 with
+ * only 32-bit multiplies, shifts and xors, so WGSL computes the same bits as this reference. */
+export function pcgHash(v: number): number {
+  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
+  const word = Math.imul(((state >>> ((state >>> 28) + 4)) ^ state) >>> 0, 277803737) >>> 0;
+  return ((word >>> 22) ^ word) >>> 0;
+}
+
+/** The dropout draw for one element: a uniform in [0, 1) from the counter (seed, step, stream,
+ * index), hashed as a chain so each component changes every bit of the result. */
+export function dropoutUniform(seed: number, step: number, stream: number, index: number): number {
+  let h = pcgHash(seed >>> 0);
+  h = pcgHash((h + (step >>> 0)) >>> 0);
+  h = pcgHash((h + (stream >>> 0)) >>> 0);
+  h = pcgHash((h + (index >>> 0)) >>> 0);
+  return h / 4294967296;
+}
+
+function reduceShape([x]: number[][], a: { shape: number[]; axes: number[] }): number[] {
+  checkAlign(a.shape, x!, a.axes, "reduce");
+  return [...a.shape];
+}
+
+export const layoutRules: { [P in Layout]: OpRule<P> } = {
+  broadcast: {
+    arity: 1,
+    shape([x], a) {
+      checkAlign(x!, a.shape, a.axes, "broadcast");
+      return [...a.shape];
+    },
+    eval([x], a, [xs], out) {
+      const map = alignIndex(xs!, out, a.axes);
+      const y = new Float64Array(map.length);
+      for (let i = 0; i < y.length; i++) y[i] = x![map[i]!]!;
+      return y;
+    },
+    // The transpose of a broadcast is the sum over what was broadcast.
+    vjp: (e, node, g) => {
+      const xs = e.shapeOf(node.inputs[0]!);
+      return [e.emit("reduce", [g], { op: "sum", shape: [...xs], axes: [...node.attrs.axes] })];
+    },
+  },
+  reduce: {
+    arity: 1,
+    shape: reduceShape,
+    eval([x], a, [xs], out) {
+      const map = alignIndex(out, xs!, a.axes);
+      const init = a.op === "sum" ? 0 : a.op === "max" ? -Infinity : Infinity;
+      const y = new Float64Array(numel(out)).fill(init);
+      for (let i = 0; i < map.length; i++) {
+        const j = map[i]!;
+        const v = x![i]!;
+        if (a.op === "sum") y[j]! += v;
+        else if (a.op === "max" ? v > y[j]! : v < y[j]!) y[j] = v;
+      }
+      return y;
+    },
+    vjp: (e, node, g) => {
+      const x = node.inputs[0]!;
+      const xs = e.shapeOf(x);
+      const spread = broadcastTo(e, g, xs, node.attrs.axes);
+      if (node.attrs.op === "sum") return [spread];
+      // max/min: the gradient goes to the first extremal element of each group (argmask).
+      const mask = e.emit("argmask", [x], { op: node.attrs.op, shape: [...node.attrs.shape], axes: [...node.attrs.axes] });
+      return [mul(e, spread, mask)];
+    },
+  },
+  argmask: {
+    arity: 1,
+    shape([x], a) {
+      checkAlign(a.shape, x!, a.axes, "argmask");
+      return [...x!];
+    },
+    eval([x], a, [xs]) {
+      const map = alignIndex(a.shape, xs!, a.axes);
+      const best = new Int32Array(numel(a.shape)).fill(-1);
+      // Row-major order over the input visits each group's elements in row-major order of the
+      // reduced axes; a strict comparison keeps the first of equal extrema.
+      for (let i = 0; i < map.length; i++) {
+        const j = map[i]!;
+        const b = best[j]!;
+        if (b < 0 || (a.op === "max" ? x![i]! > x![b]! : x![i]! < x![b]!)) best[j] = i;
+      }
+      const y = new Float64Array(x!.length);
+      for (const b of best) y[b] = 1;
+      return y;
+    },
+    vjp: null,
+  },
+  concat: {
+    arity: "variadic",
+    shape(xs, a) {
+      irAssert(xs.length >= 1, () => "concat of nothing");
+      const first = xs[0]!;
+      irAssert(Number.isInteger(a.axis) && a.axis >= 0 && a.axis < first.length, () => `axis ${a.axis} outside rank ${first.length}`);
+      let total = 0;
+      for (const s of xs) {
+        irAssert(s.length === first.length && s.every((d, i) => i === a.axis || d === first[i]), () => `cannot concat ${fmtShape(s)} with ${fmtShape(first)} on axis ${a.axis}`);
+        total += s[a.axis]!;
+      }
+      return first.map((d, i) => (i === a.axis ? total : d));
+    },
+    eval(xs, a, shapes, out) {
+      const y = new Float64Array(numel(out));
+      const [outer, size, inner] = around(out, a.axis);
+      let offset = 0;
+      xs.forEach((x, k) => {
+        const n = shapes[k]![a.axis]! * inner;
+        for (let o = 0; o < outer; o++) y.set(x.subarray(o * n, (o + 1) * n), o * size * inner + offset);
+        offset += n;
+      });
+      return y;
+    },
+    vjp: (e, node, g, needs) => {
+      let start = 0;
+      return node.inputs.map((x, k) => {
+        const size = e.shapeOf(x)[node.attrs.axis]!;
+        start += size;
+        return needs[k] ? e.emit("slice", [g], { axis: node.attrs.axis, start: start - size, end: start }) : null;
+      });
+    },
+  },
+  slice: {
+    arity: 1,
+    shape([x], a) {
+      irAssert(a.axis >= 0 && a.axis < x!.length && a.start >= 0 && a.end > a.start && a.end <= x![a.axis]!, () => `slice ${a.start}:${a.end} of axis ${a.axis} of ${fmtShape(x!)}`);
+      return x!.map((d, i) => (i === a.axis ? a.end - a.start : d));
+    },
+    eval([x], a, [xs], out) {
+      const y = new Float64Array(numel(out));
+      const [outer, size, inner] = around(xs!, a.axis);
+      const n = (a.end - a.start) * inner;
+      for (let o = 0; o < outer; o++) y.set(x!.subarray(o * size * inner + a.start * inner, o * size * inner + a.start * inner + n), o * n);
+      return y;
+    },
+    // The transpose embeds the gradient between zeros.
+    vjp: (e, node, g) => {
+      const xs = e.shapeOf(node.inputs[0]!);
+      const { axis, start, end } = node.attrs;
+      const zeros = (n: number) => constant(e, 0, xs.map((d, i) => (i === axis ? n : d)));
+      const parts = [...(start > 0 ? [zeros(start)] : []), g, ...(end < xs[axis]! ? [zeros(xs[axis]! - end)] : [])];
+      return [concatOf(e, parts, axis)];
+    },
+  },
+  reshape: {
+    arity: 1,
+    shape([x], a) {
+      irAssert(numel(x!) === numel(a.shape), () => `cannot reshape ${fmtShape(x!)} to ${fmtShape(a.shape)}`);
+      return [...a.shape];
+    },
+    eval: ([x]) => x!.slice(),
+    vjp: (e, node, g) => [e.emit("reshape", [g], { shape: [...e.shapeOf(node.inputs[0]!)] })],
+  },
+  one_hot: {
+    arity: 1,
+    shape([x], a) {
+      irAssert(x!.length === 1 && Number.isInteger(a.classes) && a.classes >= 1, () => `one_hot of ${fmtShape(x!)}`);
+      return [x![0]!, a.classes];
+    },
+    eval([x], a) {
+      const y = new Float64Array(x!.length * a.classes);
+      x!.forEach((label, n) => {
+        irAssert(Number.isInteger(label) && label >= 0 && label < a.classes, () => `label ${label} outside 0..${a.classes - 1}`);
+        y[n * a.classes + label] = 1;
+      });
+      return y;
+    },
+    vjp: null,
+  },
+  dropout: {
+    arity: 2,
+    shape([x, rng], a) {
+      irAssert(sameShape(rng!, [2]), () => `dropout's rng input must be [2] = [seed, step], found ${fmtShape(rng!)}`);
+      irAssert(a.p >= 0 && a.p < 1, () => `dropout probability ${a.p}`);
+      return [...x!];
+    },
+    eval([x, rng], a) {
+      const keep = 1 / (1 - a.p);
+      const y = new Float64Array(x!.length);
+      for (let i = 0; i < y.length; i++) y[i] = dropoutUniform(rng![0]!, rng![1]!, a.stream, i) >= a.p ? x![i]! * keep : 0;
+      return y;
+    },
+    // Linear in x with a mask that depends only on the counter: the VJP is the same dropout.
+    vjp: (e, node, g) => [e.emit("dropout", [g, node.inputs[1]!], { ...node.attrs }), null],
+  },
+};
+
