@@ -120,12 +120,17 @@ const operandTypes = new Set([T.Identifier, T.IntLiteral, T.FloatLiteral, T.Stri
 /** `##` comments directly above a block or model document it. */
 function attachDocComments(file: SourceFile, text: string): void {
   const docs = file.comments.filter((c) => c.doc);
+  let previousEnd = 0;
   for (const item of file.items) {
+    const after = previousEnd;
+    previousEnd = item.span.end;
     if (item.kind === "Import") continue;
     const lines: string[] = [];
     let line = item.span.line - 1;
     for (let i = docs.length - 1; i >= 0; i--) {
       const d = docs[i]!;
+      // Only comments between the previous declaration and this one can document it.
+      if (d.span.start < after) break;
       if (d.span.line === line && text.slice(d.span.start - d.span.col + 1, d.span.start).trim() === "") {
         lines.unshift(d.text.replace(/^##\s?/, ""));
         line--;
