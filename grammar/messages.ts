@@ -40,6 +40,17 @@ const ruleContext: Record<string, string> = {
   callSuffix: "in a call's arguments",
   listExpr: "in a list",
   primary: "where an expression was expected",
+  expression: "where an expression was expected",
+  condExpr: "where an expression was expected",
+  orExpr: "where an expression was expected",
+  andExpr: "where an expression was expected",
+  notExpr: "where an expression was expected",
+  comparison: "where an expression was expected",
+  additive: "where an expression was expected",
+  multiplicative: "where an expression was expected",
+  unary: "where an expression was expected",
+  power: "where an expression was expected",
+  postfix: "where an expression was expected",
 };
 
 function expectedFromPaths(paths: TokenType[][][] | TokenType[][]): string {
@@ -57,6 +68,7 @@ function expectedFromPaths(paths: TokenType[][][] | TokenType[][]): string {
 
 export const errorMessages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual, ruleName }) {
+    if (expected.name === "EOF") return `unexpected ${describeToken(actual)} at the top level (expected 'import', 'block' or 'model')`;
     const where = ruleContext[ruleName] ? ` ${ruleContext[ruleName]}` : "";
     return `expected ${describeTokenType(expected)}, found ${describeToken(actual)}${where}`;
   },

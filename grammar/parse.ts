@@ -1,6 +1,7 @@
 // Source text to AST: lexing, a nesting guard, parsing with recovery (several syntax errors per
 // run), the CST-to-AST visitor, and the small syntactic checks the grammar cannot express.
 import type { IToken } from "chevrotain";
+import { distance } from "fastest-levenshtein";
 import type { CommentToken, SourceFile, Span, Stmt } from "./ast.ts";
 import { type Diagnostic, spanAt } from "./diagnostic.ts";
 import { parser, parseTokens } from "./parser.ts";
@@ -71,7 +72,8 @@ export function parseSource(text: string, path: string): ParseResult {
     const t = err.token;
     const atEof = !t || t.tokenType.name === "EOF" || Number.isNaN(t.startOffset);
     const span = atEof ? spanAt(text, text.length, text.length) : tokenSpan(t);
-    diagnostics.push({ code: "E101", severity: "error", message: err.message, file: path, span });
+    const keyword = !atEof && t.tokenType === T.Identifier ? misspeltKeyword(t.image) : null;
+    diagnostics.push({ code: "E101", severity: "error", message: err.message, file: path, span, help: keyword ? `did you mean '${keyword}'?` : undefined });
   }
   if (diagnostics.length > 0) return { file: null, diagnostics, tokens, comments };
 
@@ -116,6 +118,17 @@ function findExcessiveNesting(tokens: IToken[]): IToken | null {
 }
 
 const operandTypes = new Set([T.Identifier, T.IntLiteral, T.FloatLiteral, T.StringLiteral, T.True, T.False]);
+
+/** A name where the grammar wanted something else may be a misspelt keyword (`blok`, `retrun`). */
+function misspeltKeyword(name: string): string | null {
+  if (name.length < 3) return null;
+  let best: string | null = null;
+  for (const k of T.keywordNames) {
+    const d = distance(name.toLowerCase(), k);
+    if (d <= (k.length > 5 ? 2 : 1) && (best === null || d < distance(name.toLowerCase(), best))) best = k;
+  }
+  return best;
+}
 
 /** `##` comments directly above a block or model document it. */
 function attachDocComments(file: SourceFile, text: string): void {
