@@ -104,6 +104,16 @@ test("syntax errors: several per run, each located", async () => {
   assert.match(r.err, /2 errors/);
 });
 
+test("a misspelt keyword gets a suggestion", async () => {
+  await checkError("blok A(x: [N]) -> [N] {\n  return x\n}\n", {
+    code: "E101",
+    line: 1,
+    col: 1,
+    message: /unexpected 'blok' at the top level/,
+    help: /did you mean 'block'\?/,
+  });
+});
+
 test("missing import files and unknown names", async () => {
   await checkError('import { X } from "./nope.drifa"\n', { code: "E202", line: 1, col: 19, message: /imported file '.\/nope.drifa' not found/ });
   await checkError(`model M() {\n  input x: [N, C: 3, H: 8, W: 8]\n  y = relu(xx)\n}\n`, { code: "E200", line: 3, col: 12, message: /unknown name 'xx'/, help: /did you mean 'x'\?/ });
