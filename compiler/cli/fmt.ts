@@ -1,8 +1,9 @@
 // `drifac fmt`: formats .drifa files through the Prettier plugin (grammar/format/). Files with
-// syntax errors are reported and left untouched; a rewrite goes through a temporary file and a
-// rename, so an interrupted run never leaves a half-written source file.
+// syntax errors are reported and left untouched; a rewrite is atomic (temporary file, fsync,
+// rename), so an interrupted run never leaves a half-written source file.
 import fs from "node:fs";
 import { parseSource } from "../../grammar/parse.ts";
+import { writeFileAtomic } from "../../runtime/checkpoint/file.ts";
 import { displayPath } from "../check/modules.ts";
 import type { Io } from "./main.ts";
 import { printDiagnostics } from "./report.ts";
@@ -35,9 +36,7 @@ export async function fmtCommand(files: string[], check: boolean, io: Io): Promi
       io.out(`would reformat ${shown}\n`);
       code = 1;
     } else {
-      const tmp = `${file}.drifa-fmt-${process.pid}.tmp`;
-      fs.writeFileSync(tmp, formatted);
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, [new TextEncoder().encode(formatted)]);
       io.out(`formatted ${shown}\n`);
     }
   }
