@@ -1,0 +1,48 @@
+// The WGSL emitter table, typed over the primitive enum like the op registry: a primitive
+// without an emitter is a type error here. kernelFor turns one graph node into a KernelSpec
+// (WGSL specialised to the node's shapes and attributes, its bindings and its dispatch).
+import type { Graph } from "../../ir/graph.ts";
+import type { IRNode, Prim } from "../../ir/primitives.ts";
+import { convEmitters } from "./conv.ts";
+import { elementwiseEmitters } from "./elementwise.ts";
+import { type EmitterTable, type KernelContext, type KernelEmitter, type KernelSpec, type LeafPrim, assemble } from "./kernel.ts";
+import { layoutEmitters } from "./layout.ts";
+import { routineEmitters } from "./routines.ts";
+
+export type { KernelBinding, KernelSpec } from "./kernel.ts";
+
+export const emitters: EmitterTable = {
+  input: null,
+  param: null,
+  const: null,
+  ...elementwiseEmitters,
+  ...layoutEmitters,
+  ...convEmitters,
+  ...routineEmitters,
+};
+
+/** The WebGPU default; kernels stay within it so they run on any adapter. */
+export const MAX_STORAGE_BINDINGS = 8;
+
+export class CodegenError extends Error {}
+
+/** Leaves (inputs, parameters, constants) are buffers the host fills: they have no kernel. */
+export function needsKernel(node: IRNode): boolean {
+  return emitters[node.prim] !== null;
+}
+
+export function isLeaf(prim: Prim): prim is LeafPrim {
+  return emitters[prim] === null;
+}
+
+/** The compute kernel that computes value `nodeId` of `graph`. */
+export function kernelFor(graph: Graph, nodeId: number): KernelSpec {
+  const node = graph.node(nodeId);
+  const emit = emitters[node.prim] as KernelEmitter<Prim> | null;
+  if (emit === null) throw new CodegenError(`%${nodeId} is a ${node.prim}: leaves are filled by the host and have no kernel`);
+  if (node.inputs.length + 1 > MAX_STORAGE_BINDINGS) {
+    throw new CodegenError(`%${nodeId} ${node.prim} reads ${node.inputs.length} values: a kernel binds at most ${MAX_STORAGE_BINDINGS} storage buffers (split the ${node.prim})`);
+  }
+  const ctx: KernelContext<Prim> = { node, attrs: node.attrs, inShapes: node.inputs.map((i) => graph.shapeOf(i)), outShape: node.shape };
+  return assemble(ctx, emit(ctx));
+}
