@@ -8,7 +8,7 @@ import type { Graph } from "./graph.ts";
 import { ruleOf } from "./graph.ts";
 import { type Lowered, RNG_INPUT, lower } from "./lower.ts";
 import { type EvalContext, IRError, type IRNode, type Prim, numel } from "./primitives.ts";
-import { pcgHash } from "./rules/layout.ts";
+import { initTensor, seededUniform } from "../../runtime/init.ts";
 
 export interface Feeds {
   /** Graph inputs by name (data, labels, the RNG counter). */
@@ -49,47 +49,17 @@ export function evaluate(graph: Graph, feeds: Feeds, outputs: number[]): Float64
   return outputs.map((o) => vals[o]!);
 }
 
-// ---- Seeded initialisation ----
+// ---- Seeded initialisation (runtime/init.ts, shared with the generated trainers) ----
 
-/** A seeded uniform generator in [0, 1): the PCG hash of a running counter. */
-export function seededUniform(seed: number): () => number {
-  let counter = pcgHash(seed >>> 0);
-  return () => {
-    counter = (counter + 1) >>> 0;
-    // Two hashes give 53 random bits, so the normal draws below never see log(0).
-    const hi = pcgHash(counter) >>> 5;
-    const lo = pcgHash((counter ^ 0x9e3779b9) >>> 0) >>> 6;
-    return (hi * 67108864 + lo) / 9007199254740992;
-  };
-}
+export { seededUniform };
 
-function nameSeed(seed: number, name: string): number {
-  let h = pcgHash(seed >>> 0);
-  for (let i = 0; i < name.length; i++) h = pcgHash((h + name.charCodeAt(i)) >>> 0);
-  return h;
-}
-
-/** Initial values of every parameter and buffer. Each tensor draws from its own stream, seeded
- * by (seed, name), so adding a layer does not change the others' initial values. */
+/** Initial values of every parameter and buffer (see runtime/init.ts). */
 export function initParams(params: readonly ParamInfo[], seed: number): Map<string, Float64Array> {
   const out = new Map<string, Float64Array>();
   for (const p of params) {
     const n = p.shape.reduce((acc, s) => acc * (s.value ?? NaN), 1);
     if (!Number.isInteger(n)) throw new IRError(`parameter ${p.name} has a symbolic shape`);
-    const u = seededUniform(nameSeed(seed, p.name));
-    const normal = () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-    const v = new Float64Array(n);
-    const init = p.init;
-    for (let i = 0; i < n; i++) {
-      switch (init.kind) {
-        case "constant": v[i] = init.value; break;
-        case "he": v[i] = normal() * Math.sqrt(2 / init.fanIn); break;
-        case "glorot": { const r = Math.sqrt(6 / (init.fanIn + init.fanOut)); v[i] = (2 * u() - 1) * r; break; }
-        case "normal": v[i] = normal() * init.std; break;
-        case "uniform": v[i] = init.low + (init.high - init.low) * u(); break;
-      }
-    }
-    out.set(p.name, v);
+    out.set(p.name, initTensor({ name: p.name, size: n, init: p.init }, seed));
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // two primitives that read integers (labels, and the RNG's seed and step).
 import { broadcastTo, concatOf, constant, mul } from "../emit.ts";
 import { type OpRule, alignIndex, checkAlign, fmtShape, irAssert, numel, sameShape } from "../primitives.ts";
+import { pcgHash } from "../../../runtime/init.ts";
 
 type Layout = "broadcast" | "reduce" | "argmask" | "concat" | "slice" | "reshape" | "one_hot" | "dropout";
 
@@ -13,11 +14,7 @@ function around(shape: readonly number[], axis: number): [number, number, number
 
 /** The PCG hash (Jarzynski and Olano, "Hash functions for GPU rendering", 2020): u32 -> u32 with
  * only 32-bit multiplies, shifts and xors, so WGSL computes the same bits as this reference. */
-export function pcgHash(v: number): number {
-  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
-  const word = Math.imul(((state >>> ((state >>> 28) + 4)) ^ state) >>> 0, 277803737) >>> 0;
-  return ((word >>> 22) ^ word) >>> 0;
-}
+export { pcgHash };
 
 /** The dropout draw for one element: a uniform in [0, 1) from the counter (seed, step, stream,
  * index), hashed as a chain so each component changes every bit of the result. */
