@@ -3,8 +3,8 @@
 // tensor draws from its own stream, seeded by (seed, name): adding a layer does not change the
 // others' initial values. Browser-safe.
 
-/** The PCG hash (O'Neill's RXS-M-XS output on one LCG step), in u32 arithmetic that WGSL can
- * reproduce bit for bit; dropout masks use it too. */
+/** The PCG hash (Jarzynski and Olano, "Hash functions for GPU rendering", 2020): u32 -> u32 with
+ * only 32-bit multiplies, shifts and xors, so WGSL computes the same bits; dropout masks use it. */
 export function pcgHash(v: number): number {
   const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
   const word = Math.imul(((state >>> ((state >>> 28) + 4)) ^ state) >>> 0, 277803737) >>> 0;

@@ -12,8 +12,7 @@ function around(shape: readonly number[], axis: number): [number, number, number
   return [numel(shape.slice(0, axis)), shape[axis]!, numel(shape.slice(axis + 1))];
 }
 
-/** The PCG hash (Jarzynski and Olano, "Hash functions for GPU rendering", 2020): u32 -> u32 with
- * only 32-bit multiplies, shifts and xors, so WGSL computes the same bits as this reference. */
+// The PCG hash lives in runtime/init.ts (initialisation shares it); dropout's rule uses it here.
 export { pcgHash };
 
 /** The dropout draw for one element: a uniform in [0, 1) from the counter (seed, step, stream,
