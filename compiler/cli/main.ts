@@ -6,6 +6,7 @@ import { docsCommand } from "./docs.ts";
 import { exampleCommand } from "./example.ts";
 import { fmtCommand } from "./fmt.ts";
 import type { Program } from "../check/program.ts";
+import { compileCommand } from "./compile.ts";
 import { gradcheckCommand, graphCommand, irCommand } from "./ir.ts";
 import { renderParams, totalParameters, parameterRows } from "./params.ts";
 import { printDiagnostics, formatCount } from "./report.ts";
@@ -91,6 +92,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       else io.out(`${renderParams(p)}\n`);
     });
 
+  modelOptions(program.command("compile"))
+    .description("compile a model to WGSL kernels, a TypeScript/JavaScript host module, a trainer and manifest.json")
+    .argument("<file>", "a .drifa file with a model")
+    .requiredOption("-o, --out <dir>", "output folder (replaced)")
+    .option("--batch <n,...>", "batch sizes to plan for (default: the model's train batch)", (v: string) => v.split(",").map(positiveInt("--batch")))
+    .action(async (file: string, opts: { set: Record<string, string>; model?: string; out: string; batch?: number[] }) => {
+      const p = programOf(file, opts);
+      if (p) code = await compileCommand(p, file, opts.out, opts.batch ?? [p.train.batch], io);
+    });
+
   modelOptions(program.command("ir"))
     .description("print the model's IR (training graph; --grad adds the backward pass)")
     .argument("<file>", "a .drifa file with a model")
@@ -125,6 +136,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .action((file: string, opts: { set: Record<string, string>; model?: string; batch: number; seed: number; samples: number; tolerance: number; verbose?: boolean }) => {
       const p = programOf(file, opts);
       if (p) code = gradcheckCommand(p, opts, io);
+    });
+
+  modelOptions(program.command("verify"))
+    .description("run one training step on the GPU and in the float64 interpreter; compare loss, gradients, updated parameters, running statistics")
+    .argument("<file>", "a .drifa file with a model")
+    .option("--batch <n>", "batch size", positiveInt("--batch"), 2)
+    .option("--seed <n>", "seed for weights and data", (v) => Number(v), 1)
+    .addOption(program.createOption("--tolerance <x>", "largest end-to-end error accepted").argParser((v) => Number(v)).default(1e-3).hideHelp())
+    .option("--strict", "require the end-to-end errors within tolerance (no conditioning fallback)")
+    .action(async (file: string, opts: { set: Record<string, string>; model?: string; batch: number; seed: number; tolerance: number; strict?: boolean }) => {
+      const p = programOf(file, opts);
+      if (p) code = await (await import("./verify.ts")).verifyCommand(p, file, opts, io);
     });
 
   program

@@ -30,6 +30,8 @@ export interface TrainerCliOptions {
   out: string;
   json: boolean;
   synthetic: boolean;
+  /** --synthetic-size: training samples per epoch of the synthetic set (validation: a quarter). */
+  syntheticSize?: number;
   logEvery: number;
   progress: boolean;
   resume: boolean;
@@ -93,6 +95,7 @@ function parse(
     .option("--out <dir>", "run folder: metrics.jsonl, best/last checkpoints", path.join("runs", name))
     .option("--json", "print one JSON object per epoch on stdout, nothing else", false)
     .option("--synthetic", "train on the built-in synthetic data set", false)
+    .option("--synthetic-size <n>", "synthetic training samples per epoch (validation: a quarter)", intArg(1))
     .option("--log-every <k>", "read the training loss back every k steps (each read is a GPU sync)", intArg(1), 10)
     .option("--early-stop <n>", "early-stopping patience in epochs, 0 = off", intArg(0), defaults.earlyStop ?? 0)
     .option("--resume", "continue the run in --out from last.safetensors", false)
@@ -113,6 +116,7 @@ function parse(
     out: string;
     json: boolean;
     synthetic: boolean;
+    syntheticSize?: number;
     logEvery: number;
     earlyStop: number;
     resume: boolean;
@@ -127,6 +131,7 @@ function parse(
       out: o.out,
       json: o.json,
       synthetic: o.synthetic,
+      syntheticSize: o.syntheticSize,
       logEvery: o.logEvery,
       progress: o.progress,
       resume: o.resume,
@@ -135,6 +140,10 @@ function parse(
       schedule: defaults.schedule,
     },
   };
+}
+
+function syntheticSizes(size: number | undefined): { trainSize?: number; valSize?: number } {
+  return size === undefined ? {} : { trainSize: size, valSize: Math.max(1, Math.round(size / 4)) };
 }
 
 /** The flat JSON form of an epoch: acc_<task>, loss_<task> next to the totals. */
@@ -217,7 +226,7 @@ export async function runTrainerCli(
       opts.seed = resume.seed;
       await runner.load(last.state);
     }
-    const source = opts.synthetic ? new SyntheticData(runner, { ...hooks.synthetic, batch: opts.batch, seed: opts.seed }) : await hooks.data!(opts, runner);
+    const source = opts.synthetic ? new SyntheticData(runner, { ...hooks.synthetic, ...syntheticSizes(opts.syntheticSize), batch: opts.batch, seed: opts.seed }) : await hooks.data!(opts, runner);
     fs.writeFileSync(path.join(opts.out, "config.json"), JSON.stringify({ ...opts, defaults }, null, 2) + "\n");
     // metrics.jsonl mirrors the history in the state, so a resumed run drops epochs logged after its checkpoint.
     fs.writeFileSync(metricsFile, (resume?.history ?? []).map((r) => JSON.stringify(epochJson(r)) + "\n").join(""));

@@ -1,0 +1,87 @@
+// A checked program to the data of a compiled model: the training, inference and MC-dropout
+// plans for each batch size, every distinct WGSL kernel stored once, and the parameter table.
+import path from "node:path";
+import type { KernelLaunch } from "../../../runtime/executor.ts";
+import { type BatchPlans, type Manifest, MANIFEST_FORMAT, type Stored } from "../../../runtime/compiled/manifest.ts";
+import type { Program } from "../../check/program.ts";
+import { differentiateModel } from "../../ir/autodiff.ts";
+import { lower } from "../../ir/lower.ts";
+import { planInference, planTrainStep } from "../train-plan.ts";
+
+export interface CompiledOutput {
+  manifest: Manifest;
+  /** Shader texts by file name (relative to the output folder). */
+  shaders: Map<string, string>;
+}
+
+class ShaderTable {
+  readonly files: string[] = [];
+  readonly texts: string[] = [];
+  private readonly index = new Map<string, number>();
+
+  /** Stores each distinct WGSL once; the file name says which primitive it computes. */
+  store(k: KernelLaunch): number {
+    let i = this.index.get(k.wgsl);
+    if (i === undefined) {
+      i = this.files.length;
+      const prim = /^%\d+ (\w+)/.exec(k.label)?.[1] ?? k.label.split(/\W+/)[0] ?? "kernel";
+      this.files.push(`kernels/${String(i).padStart(4, "0")}-${prim.replace(/[^\w-]/g, "")}.wgsl`);
+      this.texts.push(k.wgsl);
+      this.index.set(k.wgsl, i);
+    }
+    return i;
+  }
+
+  strip<P extends { kernels: KernelLaunch[] }>(plan: P): Stored<P> {
+    return { ...plan, kernels: plan.kernels.map(({ wgsl, ...k }) => ({ ...k, shader: this.store({ wgsl, ...k }) })) } as unknown as Stored<P>;
+  }
+}
+
+/** The runtime's plan data: the compiler-side summary and optimiser spec stay behind. */
+function planData<P extends { summary: unknown }>(p: P): Omit<P, "summary"> {
+  const rest: Partial<P> & { spec?: unknown } = { ...p };
+  delete rest.summary;
+  delete rest.spec;
+  return rest as Omit<P, "summary">;
+}
+
+export interface SourceInfo {
+  file: string;
+  compiler: string;
+  drifac: string;
+}
+
+export function compileProgram(program: Program, batches: number[], source: SourceInfo): CompiledOutput {
+  const table = new ShaderTable();
+  const plans: Record<string, BatchPlans> = {};
+  for (const batch of batches) {
+    const train = planTrainStep(differentiateModel(lower(program, { batch, mode: "train" })));
+    const infer = planInference(program, { batch });
+    const mc = planInference(program, { batch, mcDropout: true });
+    plans[String(batch)] = {
+      train: table.strip(planData(train)),
+      infer: table.strip(planData(infer)),
+      mc: table.strip(planData(mc)),
+      stats: { train: train.summary, infer: infer.summary, mc: mc.summary },
+    };
+  }
+  let offset = 0;
+  const parameters = program.params.map((p) => {
+    const shape = p.shape.map((s) => s.value!);
+    const entry = { name: p.name, shape, role: p.role, init: p.init, offset };
+    offset += shape.reduce((a, b) => a * b, 1) * 4;
+    return entry;
+  });
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    model: program.model,
+    source: { file: path.resolve(source.file), settings: program.settings, compiler: source.compiler, drifac: source.drifac },
+    inputs: program.inputs.map((i) => ({ name: i.name, shape: i.shape.slice(1).map((a) => a.size.value!) })),
+    tasks: program.tasks.map((t) => ({ name: t.name, classes: t.classes, weight: t.weight, data: t.data })),
+    train: program.train,
+    parameters,
+    shaders: table.files,
+    plans,
+  };
+  return { manifest, shaders: new Map(table.files.map((f, i) => [f, table.texts[i]!])) };
+}

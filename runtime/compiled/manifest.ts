@@ -1,0 +1,61 @@
+// The format of a compiled model's manifest.json, written by `drifac compile` and read by the
+// runtime (Node or browser). Plans are the runtime's own plain-data plans with each kernel's
+// WGSL replaced by the index of a shader file, so every distinct kernel is stored once.
+import type { InitSpec } from "../init.ts";
+import type { KernelLaunch } from "../executor.ts";
+import type { InferPlanInfo, TrainPlanInfo } from "../trainer-exec.ts";
+import type { TrainSettings } from "../trainer/types.ts";
+
+export const MANIFEST_FORMAT = "drifa-compiled/1";
+
+export type StoredKernel = Omit<KernelLaunch, "wgsl"> & { shader: number };
+export type Stored<P extends { kernels: KernelLaunch[] }> = Omit<P, "kernels"> & { kernels: StoredKernel[] };
+
+export interface ManifestParameter {
+  name: string;
+  shape: number[];
+  role: "param" | "buffer";
+  init: InitSpec;
+  /** Byte offset in a checkpoint's flat f32 layout (parameters and buffers in this order). */
+  offset: number;
+}
+
+/** Per plan: dispatches, compute passes and buffer copies per run, submits (always 1), distinct
+ * pipelines, and GPU memory in bytes. */
+export interface PlanStats {
+  dispatches: number;
+  passes: number;
+  copies: number;
+  submits: number;
+  pipelines: number;
+  bytes: number;
+}
+
+export interface BatchPlans {
+  train: Stored<TrainPlanInfo>;
+  /** Inference: dropout off, running statistics. */
+  infer: Stored<InferPlanInfo>;
+  /** Monte Carlo dropout inference: dropout kept on where the model marks it mc. */
+  mc: Stored<InferPlanInfo>;
+  stats: { train: PlanStats; infer: PlanStats; mc: PlanStats };
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  model: string;
+  /** The .drifa file and --set values it was compiled from, and the compiler that did it. */
+  source: { file: string; settings: Record<string, number | string | boolean>; compiler: string; drifac: string };
+  inputs: { name: string; shape: number[] }[];
+  tasks: { name: string; classes: string[]; weight: number; data: string }[];
+  train: TrainSettings;
+  parameters: ManifestParameter[];
+  /** Shader files, relative to the manifest. */
+  shaders: string[];
+  /** Plans per batch size (shapes are constants in the kernels). */
+  plans: Record<string, BatchPlans>;
+}
+
+/** Restores each kernel's WGSL from the shader texts. */
+export function hydrate<P extends { kernels: KernelLaunch[] }>(plan: Stored<P>, shaders: readonly string[]): P {
+  return { ...plan, kernels: plan.kernels.map(({ shader, ...k }) => ({ ...k, wgsl: shaders[shader]! })) } as unknown as P;
+}
