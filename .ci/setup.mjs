@@ -7,7 +7,8 @@
 // this script down). Without an adapter, on Debian bookworm as root, Mesa's CPU Vulkan driver
 // (lavapipe) is installed from bookworm-backports and the check is repeated; anywhere else the
 // script prints what to install and carries on: the tests that need no GPU still run, the GPU
-// tests skip themselves. DRIFA_SKIP_GPU_SETUP=1 skips the check; DRIFA_SETUP_DRY_RUN=1 prints
+// tests skip themselves (and Chromium, for the browser test: DRIFA_SKIP_BROWSER_SETUP=1 skips it).
+// DRIFA_SKIP_GPU_SETUP=1 skips the adapter check; DRIFA_SETUP_DRY_RUN=1 prints
 // the system commands instead of running them. Keep the instructions in step with
 // runtime/setup-hint.ts (this file cannot import TypeScript).
 import { execSync, spawnSync } from "node:child_process";
@@ -24,7 +25,7 @@ if (stale) {
   execSync("npm ci --no-audit --no-fund", { cwd: root, stdio: "inherit" });
 }
 
-if (process.env.DRIFA_SKIP_GPU_SETUP === "1") process.exit(0);
+const skipGpu = process.env.DRIFA_SKIP_GPU_SETUP === "1";
 
 const BACKPORTS_FILE = "/etc/apt/sources.list.d/drifa-bookworm-backports.sources";
 const BACKPORTS_SOURCE = `Types: deb
@@ -124,21 +125,38 @@ function installLavapipe() {
   return run("apt-get update") && run(`apt-get install -y -t bookworm-backports ${PACKAGES.join(" ")}`);
 }
 
-const first = probeAdapter();
-if (first.ok) {
-  console.log(`drifa setup: WebGPU adapter: ${first.detail}`);
-} else {
-  console.log(`drifa setup: no WebGPU adapter (${first.detail})`);
-  const os = osRelease();
-  if (first.noPackage) process.exit(0);
-  const root_ = typeof process.getuid === "function" && process.getuid() === 0;
-  if (os.id === "debian" && os.codename === "bookworm" && root_) {
-    console.log("drifa setup: Debian bookworm as root: installing Mesa's lavapipe from bookworm-backports");
-    const installed = installLavapipe();
-    const again = installed && !dryRun ? probeAdapter() : { ok: false, detail: dryRun ? "dry run" : "installation failed" };
-    if (again.ok) console.log(`drifa setup: WebGPU adapter: ${again.detail}`);
-    else console.log(`drifa setup: still no WebGPU adapter (${again.detail})\n${hint()}`);
+function ensureAdapter() {
+  const first = probeAdapter();
+  if (first.ok) {
+    console.log(`drifa setup: WebGPU adapter: ${first.detail}`);
   } else {
-    console.log(hint());
+    console.log(`drifa setup: no WebGPU adapter (${first.detail})`);
+    if (first.noPackage) return;
+    const os = osRelease();
+    const root_ = typeof process.getuid === "function" && process.getuid() === 0;
+    if (os.id === "debian" && os.codename === "bookworm" && root_) {
+      console.log("drifa setup: Debian bookworm as root: installing Mesa's lavapipe from bookworm-backports");
+      const installed = installLavapipe();
+      const again = installed && !dryRun ? probeAdapter() : { ok: false, detail: dryRun ? "dry run" : "installation failed" };
+      if (again.ok) console.log(`drifa setup: WebGPU adapter: ${again.detail}`);
+      else console.log(`drifa setup: still no WebGPU adapter (${again.detail})\n${hint()}`);
+    } else {
+      console.log(hint());
+    }
+  }
+}
+
+if (!skipGpu) ensureAdapter();
+
+// The browser test runs a compiled model in Debian's Chromium (WebGPU through SwiftShader).
+const CHROMIUM = "/usr/bin/chromium";
+if (!fs.existsSync(CHROMIUM)) {
+  const os = osRelease();
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (os.id === "debian" && isRoot && process.env.DRIFA_SKIP_BROWSER_SETUP !== "1") {
+    console.log("drifa setup: installing Debian's chromium for the browser test");
+    if (!(run("apt-get update") && run("apt-get install -y chromium"))) console.log("drifa setup: chromium could not be installed; the browser test will be skipped");
+  } else {
+    console.log("drifa setup: no Chromium at /usr/bin/chromium; the browser test will be skipped (Debian: apt-get install chromium)");
   }
 }
