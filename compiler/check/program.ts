@@ -5,13 +5,10 @@
 import type { Span } from "../../grammar/ast.ts";
 import type { Shape } from "./shape.ts";
 import type { Size } from "./size.ts";
+import type { InitSpec } from "../../runtime/init.ts";
 
-export type Init =
-  | { kind: "constant"; value: number }
-  | { kind: "he"; fanIn: number }
-  | { kind: "glorot"; fanIn: number; fanOut: number }
-  | { kind: "normal"; std: number }
-  | { kind: "uniform"; low: number; high: number };
+/** How a parameter starts; the runtime's type, so compiled models initialise the same way. */
+export type Init = InitSpec;
 
 export interface ParamInfo {
   /** Stable hierarchical name, e.g. skin.stage2.block1.mfa2.hifa.l3.weight */
