@@ -108,20 +108,8 @@ function parse(
     if (e instanceof CommanderError) return { exitCode: e.exitCode };
     throw e;
   }
-  const o = program.opts<{
-    epochs: number;
-    batch: number;
-    lr: number;
-    seed: number;
-    out: string;
-    json: boolean;
-    synthetic: boolean;
-    syntheticSize?: number;
-    logEvery: number;
-    earlyStop: number;
-    resume: boolean;
-    progress: boolean;
-  }>();
+  // The flags as commander parses them: the options minus what is derived from the defaults.
+  const o = program.opts<Omit<TrainerCliOptions, "earlyStop" | "optimizer" | "schedule"> & { earlyStop: number }>();
   return {
     options: {
       epochs: o.epochs,
