@@ -150,6 +150,44 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       if (p) code = await (await import("./verify.ts")).verifyCommand(p, file, opts, io);
     });
 
+  const collectData = (v: string, prev: string[]) => [...prev, v];
+  const positiveNumber = (what: string) => (v: string) => {
+    const n = Number(v);
+    if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${what} must be a positive number, got '${v}'`);
+    return n;
+  };
+  modelOptions(program.command("train"))
+    .description("compile and train on data folders; evaluate the best checkpoint on the test split (RUN/eval.json, RUN/report/index.html)")
+    .argument("<file>", "a .drifa file with a model")
+    .option("--data <name=path>", "a data folder for a model input (repeatable)", collectData, [])
+    .option("--out <run>", "the run folder: model/, metrics.jsonl, best/last.safetensors, eval.json, report/")
+    .option("--epochs <n>", "epochs (default: the model's train section)", positiveInt("--epochs"))
+    .option("--batch <n>", "batch size (default: the model's train batch)", positiveInt("--batch"))
+    .option("--lr <x>", "base learning rate", positiveNumber("--lr"))
+    .option("--seed <n>", "seed of split, initialisation, data order and dropout", (v) => Number(v))
+    .option("--json", "one JSON object per epoch on stdout, nothing else")
+    .option("--skip-bad", "leave corrupt or unreadable files out (and count them) instead of stopping")
+    .option("--resume [run]", "continue the run in --out (or RUN) from its last checkpoint")
+    .option("--no-progress", "no progress bar")
+    .action(async (file: string, opts: import("./train.ts").TrainCommandOptions) => {
+      const p = programOf(file, opts);
+      if (p) code = await (await import("./train.ts")).trainCommand(p, file, opts, io);
+    });
+
+  program
+    .command("predict")
+    .description("Monte Carlo dropout predictions of trained runs (an ensemble) with uncertainty per sample")
+    .argument("<runs>", "run folders of drifac train, comma-separated")
+    .option("--data <name=path>", "a data folder for a model input (repeatable)", collectData, [])
+    .option("--mc <t>", "MC-dropout passes per run", positiveInt("--mc"), 10)
+    .option("--seed <n>", "dropout seed of the first pass (pass t uses seed + t)", (v) => Number(v), 0)
+    .option("--top <n>", "most uncertain cases to list per task", positiveInt("--top"), 10)
+    .option("--json", "one JSON object per sample on stdout")
+    .option("--skip-bad", "leave corrupt or unreadable files out (and count them)")
+    .action(async (runs: string, opts: import("./predict.ts").PredictCommandOptions) => {
+      code = await (await import("./predict.ts")).predictCommand(runs, opts, io);
+    });
+
   program
     .command("fmt")
     .description("format .drifa files in place (with --check: only report files that are not formatted)")
