@@ -9,6 +9,7 @@
 // values laid out side by side (all parameters, all gradients) can be bound as one. The pieces
 // that create a plan's device resources (createResources, upload, encodeReadback) are shared
 // with the persistent executor of training steps (trainer-exec.ts).
+import { type AutotuneOptions, candidatesOf, chooseVariants } from "./autotune.ts";
 import { DeviceError, type Gpu, createComputePipeline, withErrorScopes } from "./device.ts";
 
 /** Where a buffer's contents come from before the kernels run. */
@@ -39,6 +40,17 @@ export interface KernelLaunch {
   access: ("read" | "write")[];
   workgroupSize: [number, number, number];
   dispatch: [number, number, number];
+  /** Alternative schedules with the same bindings and results (shared-memory tiles, say); the
+   * fields above are the default variant, "register". createResources picks one per adapter
+   * (runtime/autotune.ts). */
+  variants?: KernelVariantLaunch[];
+}
+
+export interface KernelVariantLaunch {
+  name: string;
+  wgsl: string;
+  workgroupSize: [number, number, number];
+  dispatch: [number, number, number];
 }
 
 export interface ExecPlan {
@@ -61,6 +73,8 @@ export interface ExecStats {
   /** Wall time of shader module and pipeline creation (WGSL validation and translation; on
    * lavapipe the machine-code compile happens at the first dispatch, see lastRunMs). */
   compileMs: number;
+  /** Wall time spent choosing kernel variants (measuring, or reading the cache). */
+  autotuneMs: number;
 }
 
 function layoutKey(access: readonly ("read" | "write")[]): string {
@@ -80,6 +94,9 @@ export interface Resources {
   placed: Placed[];
   pipelines: GPUComputePipeline[];
   bindGroups: GPUBindGroup[];
+  /** Per kernel: the grid of the variant chosen, and its name. */
+  dispatch: [number, number, number][];
+  variants: string[];
   stats: ExecStats;
   /** The GPU buffers this plan created (roots it did not borrow), for destroy(). */
   owned: GPUBuffer[];
@@ -115,7 +132,13 @@ function checkPlan(gpu: Gpu, buffers: readonly BufferSpec[], kernels: readonly K
  * creates the root buffers (constants filled) and the bind groups. `borrow` supplies GPU
  * buffers for some roots (by buffer index), shared with another plan and not owned by this one.
  */
-export async function createResources(gpu: Gpu, buffers: readonly BufferSpec[], kernels: readonly KernelLaunch[], borrow: ReadonlyMap<number, GPUBuffer> = new Map()): Promise<Resources> {
+export async function createResources(
+  gpu: Gpu,
+  buffers: readonly BufferSpec[],
+  kernels: readonly KernelLaunch[],
+  borrow: ReadonlyMap<number, GPUBuffer> = new Map(),
+  options: { autotune?: AutotuneOptions } = {},
+): Promise<Resources> {
   gpu.assertAlive();
   const { device } = gpu;
   checkPlan(gpu, buffers, kernels);
@@ -135,19 +158,22 @@ export async function createResources(gpu: Gpu, buffers: readonly BufferSpec[], 
     }
     return l;
   };
-  const t0 = performance.now();
-  // Identical WGSL (same primitive, attributes and shapes) compiles once.
+  // Identical WGSL (same primitive, attributes and shapes) compiles once; the autotuner's
+  // candidates go through the same table, so the variant it picks is not compiled twice.
   const byText = new Map<string, Promise<GPUComputePipeline>>();
-  const pipelinePromises = kernels.map((k) => {
-    const key = `${layoutKey(k.access)}\n${k.entryPoint}\n${k.wgsl}`;
+  const compile = (wgsl: string, k: KernelLaunch, label: string) => {
+    const key = `${layoutKey(k.access)}\n${k.entryPoint}\n${wgsl}`;
     let p = byText.get(key);
     if (!p) {
-      p = createComputePipeline(device, { code: k.wgsl, entryPoint: k.entryPoint, layout: layoutFor(k.access).pipe, label: k.label });
+      p = createComputePipeline(device, { code: wgsl, entryPoint: k.entryPoint, layout: layoutFor(k.access).pipe, label });
       byText.set(key, p);
     }
     return p;
-  });
-  const pipelines = await Promise.all(pipelinePromises);
+  };
+  const tuned = await chooseVariants(gpu, kernels, (b) => buffers[b]!.floats, compile, (k) => layoutFor(k.access).bind, options.autotune);
+  const chosen = kernels.map((k, i) => candidatesOf(k)[tuned.choice[i]!]!);
+  const t0 = performance.now();
+  const pipelines = await Promise.all(kernels.map((k, i) => compile(chosen[i]!.wgsl, k, k.label)));
   const compileMs = performance.now() - t0;
   const owned: GPUBuffer[] = [];
   const placed = await withErrorScopes(device, "creating buffers", () => {
@@ -175,7 +201,10 @@ export async function createResources(gpu: Gpu, buffers: readonly BufferSpec[], 
       device.createBindGroup({ label: k.label, layout: layoutFor(k.access).bind, entries: k.buffers.map((b, binding) => ({ binding, resource: placed[b]! })) }),
     ),
   );
-  return { placed, pipelines, bindGroups, owned, stats: { kernels: kernels.length, pipelines: byText.size, compileMs } };
+  const dispatch = chosen.map((c) => c.dispatch);
+  // Pipelines the plan runs (candidates measured and not chosen do not count).
+  const pipelineCount = new Set(kernels.map((k, i) => `${layoutKey(k.access)}\n${k.entryPoint}\n${chosen[i]!.wgsl}`)).size;
+  return { placed, pipelines, bindGroups, owned, dispatch, variants: tuned.names, stats: { kernels: kernels.length, pipelines: pipelineCount, compileMs, autotuneMs: tuned.ms } };
 }
 
 /** Writes `src` (as f32) into a placed buffer, checking its length. */
@@ -226,9 +255,14 @@ export class Executor {
 
   /** Checks the plan against the device's limits, compiles every distinct kernel (in
    * parallel), creates the buffers (filled constants included) and bind groups. */
-  static async create(gpu: Gpu, plan: ExecPlan): Promise<Executor> {
-    const res = await createResources(gpu, plan.buffers, plan.kernels);
+  static async create(gpu: Gpu, plan: ExecPlan, options: { autotune?: AutotuneOptions } = {}): Promise<Executor> {
+    const res = await createResources(gpu, plan.buffers, plan.kernels, new Map(), options);
     return new Executor(gpu, plan, res, res.stats);
+  }
+
+  /** Per kernel: the name of the variant that runs ("register" unless a faster one was found). */
+  get variants(): readonly string[] {
+    return this.res.variants;
   }
 
   /** Uploads the feeds (as f32), runs every kernel in order in one submit, and reads back the
@@ -247,10 +281,11 @@ export class Executor {
       // One pass: WebGPU orders dispatches of a pass and makes each one's writes visible to
       // the next (every dispatch is its own usage scope).
       const pass = encoder.beginComputePass({ label: "kernels" });
-      plan.kernels.forEach((k, i) => {
+      plan.kernels.forEach((_, i) => {
         pass.setPipeline(res.pipelines[i]!);
         pass.setBindGroup(0, res.bindGroups[i]!);
-        pass.dispatchWorkgroups(...k.dispatch);
+        // The grid of the variant chosen for this adapter.
+        pass.dispatchWorkgroups(...res.dispatch[i]!);
       });
       pass.end();
       const read = encodeReadback(device, encoder, plan.outputs.map((o) => res.placed[o]!), plan.outputs.map((o) => plan.buffers[o]!.floats));

@@ -7,6 +7,7 @@
 // state for a checkpoint). Like executor.ts it knows nothing about the IR: plans come from
 // compiler/codegen/train-plan.ts as plain data (JSON-serialisable), so generated host code can
 // embed them, and this file stays importable by a browser bundle.
+import type { AutotuneOptions } from "./autotune.ts";
 import { DeviceError, type Gpu, withErrorScopes } from "./device.ts";
 import { type BufferSpec, type ExecStats, type KernelLaunch, type Resources, checkUncaptured, createResources, encodeReadback, upload } from "./executor.ts";
 
@@ -67,7 +68,7 @@ export class StateExecutor {
   /** Compiles the kernels and creates the buffers. With `share`, the plan's shared roots are
    * the other executor's buffers (same labels, sizes and state layout), so both see the same
    * parameters with no copy; `share` must outlive this executor. */
-  static async create(gpu: Gpu, plan: StatePlan, options: { share?: StateExecutor } = {}): Promise<StateExecutor> {
+  static async create(gpu: Gpu, plan: StatePlan, options: { share?: StateExecutor; autotune?: AutotuneOptions } = {}): Promise<StateExecutor> {
     const borrow = new Map<number, GPUBuffer>();
     const other = options.share;
     if (other) {
@@ -89,7 +90,12 @@ export class StateExecutor {
         }
       }
     }
-    return new StateExecutor(gpu, plan, await createResources(gpu, plan.buffers, plan.kernels, borrow));
+    return new StateExecutor(gpu, plan, await createResources(gpu, plan.buffers, plan.kernels, borrow, { autotune: options.autotune }));
+  }
+
+  /** Per kernel: the name of the variant that runs (see runtime/autotune.ts). */
+  get variants(): readonly string[] {
+    return this.res.variants;
   }
 
   /** Names of the persistent state tensors. */
@@ -157,7 +163,8 @@ export class StateExecutor {
         for (const k of c.pass) {
           pass.setPipeline(res.pipelines[k]!);
           pass.setBindGroup(0, res.bindGroups[k]!);
-          pass.dispatchWorkgroups(...plan.kernels[k]!.dispatch);
+          // The grid of the variant createResources chose for this adapter.
+          pass.dispatchWorkgroups(...res.dispatch[k]!);
         }
         pass.end();
       }

@@ -9,7 +9,9 @@ const pattern = process.argv[2] ?? "\\.test\\.ts$";
 const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "node_modules/uvu/bin.js"), "test", pattern], {
   cwd: root,
   stdio: ["ignore", "pipe", "pipe"],
-  env: { ...process.env, FORCE_COLOR: "0" },
+  // Kernel variants are measured only by test/gpu-variants.test.ts: elsewhere the default variant
+  // keeps every suite fast and independent of a ~/.cache left by earlier runs.
+  env: { ...process.env, FORCE_COLOR: "0", DRIFA_AUTOTUNE: process.env.DRIFA_AUTOTUNE ?? "off" },
 });
 let output = "";
 child.stdout.on("data", (d) => {

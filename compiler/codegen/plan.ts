@@ -45,6 +45,7 @@ export function planGraph(graph: Graph, outputs: number[]): GraphPlan {
     access: k.bindings.map((b) => b.access),
     workgroupSize: k.workgroupSize,
     dispatch: k.dispatch,
+    ...(k.variants ? { variants: k.variants } : {}),
   }));
   return { buffers, kernels, outputs: outputs.map((o) => bufferOf.get(o)!), bufferOf, specs };
 }

@@ -133,6 +133,7 @@ export function placeValues(
       access: k.bindings.map((x) => x.access),
       workgroupSize: k.workgroupSize,
       dispatch: k.dispatch,
+    ...(k.variants ? { variants: k.variants } : {}),
     });
   }
   return { bufferOf, kernels, placed };

@@ -8,7 +8,16 @@ import type { TrainSettings } from "../trainer/types.ts";
 
 export const MANIFEST_FORMAT = "drifa-compiled/1";
 
-export type StoredKernel = Omit<KernelLaunch, "wgsl"> & { shader: number };
+/** A kernel variant with its WGSL replaced by a shader file index, like the kernel itself. */
+export interface StoredVariant {
+  name: string;
+  shader: number;
+  workgroupSize: [number, number, number];
+  dispatch: [number, number, number];
+}
+
+/** Manifests written before variants existed have none: their kernels run the default only. */
+export type StoredKernel = Omit<KernelLaunch, "wgsl" | "variants"> & { shader: number; variants?: StoredVariant[] };
 export type Stored<P extends { kernels: KernelLaunch[] }> = Omit<P, "kernels"> & { kernels: StoredKernel[] };
 
 export interface ManifestParameter {
@@ -55,7 +64,12 @@ export interface Manifest {
   plans: Record<string, BatchPlans>;
 }
 
-/** Restores each kernel's WGSL from the shader texts. */
+/** Restores each kernel's WGSL (and its variants') from the shader texts. */
 export function hydrate<P extends { kernels: KernelLaunch[] }>(plan: Stored<P>, shaders: readonly string[]): P {
-  return { ...plan, kernels: plan.kernels.map(({ shader, ...k }) => ({ ...k, wgsl: shaders[shader]! })) } as unknown as P;
+  const kernel = ({ shader, variants, ...k }: StoredKernel): KernelLaunch => ({
+    ...k,
+    wgsl: shaders[shader]!,
+    ...(variants ? { variants: variants.map(({ shader: v, ...rest }) => ({ ...rest, wgsl: shaders[v]! })) } : {}),
+  });
+  return { ...plan, kernels: plan.kernels.map(kernel) } as unknown as P;
 }

@@ -2,7 +2,7 @@
 // plans for each batch size, every distinct WGSL kernel stored once, and the parameter table.
 import path from "node:path";
 import type { KernelLaunch } from "../../../runtime/executor.ts";
-import { type BatchPlans, type Manifest, MANIFEST_FORMAT, type Stored } from "../../../runtime/compiled/manifest.ts";
+import { type BatchPlans, type Manifest, MANIFEST_FORMAT, type Stored, type StoredKernel } from "../../../runtime/compiled/manifest.ts";
 import type { Program } from "../../check/program.ts";
 import { differentiateModel } from "../../ir/autodiff.ts";
 import { lower } from "../../ir/lower.ts";
@@ -14,26 +14,33 @@ export interface CompiledOutput {
   shaders: Map<string, string>;
 }
 
-class ShaderTable {
+export class ShaderTable {
   readonly files: string[] = [];
   readonly texts: string[] = [];
   private readonly index = new Map<string, number>();
 
-  /** Stores each distinct WGSL once; the file name says which primitive it computes. */
-  store(k: KernelLaunch): number {
-    let i = this.index.get(k.wgsl);
+  /** Stores each distinct WGSL once; the file name says which primitive it computes (and
+   * which variant, for the alternatives the runtime may pick instead). */
+  store(wgsl: string, label: string, variant?: string): number {
+    let i = this.index.get(wgsl);
     if (i === undefined) {
       i = this.files.length;
-      const prim = /^%\d+ (\w+)/.exec(k.label)?.[1] ?? k.label.split(/\W+/)[0] ?? "kernel";
-      this.files.push(`kernels/${String(i).padStart(4, "0")}-${prim.replace(/[^\w-]/g, "")}.wgsl`);
-      this.texts.push(k.wgsl);
-      this.index.set(k.wgsl, i);
+      const prim = /^%\d+ (\w+)/.exec(label)?.[1] ?? label.split(/\W+/)[0] ?? "kernel";
+      const name = variant ? `${prim}-${variant}` : prim;
+      this.files.push(`kernels/${String(i).padStart(4, "0")}-${name.replace(/[^\w-]/g, "")}.wgsl`);
+      this.texts.push(wgsl);
+      this.index.set(wgsl, i);
     }
     return i;
   }
 
   strip<P extends { kernels: KernelLaunch[] }>(plan: P): Stored<P> {
-    return { ...plan, kernels: plan.kernels.map(({ wgsl, ...k }) => ({ ...k, shader: this.store({ wgsl, ...k }) })) } as unknown as Stored<P>;
+    const kernel = ({ wgsl, variants, ...k }: KernelLaunch): StoredKernel => ({
+      ...k,
+      shader: this.store(wgsl, k.label),
+      ...(variants ? { variants: variants.map(({ wgsl: v, ...rest }) => ({ ...rest, shader: this.store(v, k.label, rest.name) })) } : {}),
+    });
+    return { ...plan, kernels: plan.kernels.map(kernel) } as unknown as Stored<P>;
   }
 }
 

@@ -8,8 +8,10 @@ import { elementwiseEmitters } from "./elementwise.ts";
 import { type EmitterTable, type KernelContext, type KernelEmitter, type KernelSpec, type LeafPrim, assemble } from "./kernel.ts";
 import { layoutEmitters } from "./layout.ts";
 import { routineEmitters } from "./routines.ts";
+import { tiledVariant } from "./tiled.ts";
 
-export type { KernelBinding, KernelSpec } from "./kernel.ts";
+export type { KernelBinding, KernelSpec, KernelVariant } from "./kernel.ts";
+export { DEFAULT_VARIANT } from "./kernel.ts";
 
 export const emitters: EmitterTable = {
   input: null,
@@ -44,5 +46,8 @@ export function kernelFor(graph: Graph, nodeId: number): KernelSpec {
     throw new CodegenError(`%${nodeId} ${node.prim} reads ${node.inputs.length} values: a kernel binds at most ${MAX_STORAGE_BINDINGS} storage buffers (split the ${node.prim})`);
   }
   const ctx: KernelContext<Prim> = { node, attrs: node.attrs, inShapes: node.inputs.map((i) => graph.shapeOf(i)), outShape: node.shape };
-  return assemble(ctx, emit(ctx));
+  const spec = assemble(ctx, emit(ctx));
+  // matmul and convolutions also come shared-memory tiled: the runtime measures which is faster.
+  const tiled = tiledVariant(ctx);
+  return tiled ? { ...spec, variants: [tiled] } : spec;
 }

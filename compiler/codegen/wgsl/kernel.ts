@@ -18,6 +18,18 @@ export interface KernelBinding {
   access: "read" | "write";
 }
 
+/** An alternative schedule of a kernel: same bindings, same output, different WGSL and grid
+ * (tiled.ts). The runtime picks one per adapter by measuring (runtime/autotune.ts). */
+export interface KernelVariant {
+  name: string;
+  wgsl: string;
+  workgroupSize: [number, number, number];
+  dispatch: [number, number, number];
+}
+
+/** The name of the kernel in a spec's own fields, the default when nothing is measured. */
+export const DEFAULT_VARIANT = "register";
+
 export interface KernelSpec {
   node: number;
   /** For debuggers and error messages: `%12 conv2d`. */
@@ -28,6 +40,8 @@ export interface KernelSpec {
   bindings: KernelBinding[];
   workgroupSize: [number, number, number];
   dispatch: [number, number, number];
+  /** Alternatives to the kernel above (the default variant, DEFAULT_VARIANT). */
+  variants?: KernelVariant[];
 }
 
 /** What an emitter sees: the node with its attributes and the shapes around it. */

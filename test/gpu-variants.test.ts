@@ -1,0 +1,278 @@
+// Kernel variants: the shared-memory tiled family (compiler/codegen/wgsl/tiled.ts) against the
+// float64 interpreter on odd shapes, the autotuner (runtime/autotune.ts) choosing the faster
+// of two kernels and caching the choice, DRIFA_AUTOTUNE=off, and variants surviving a
+// compiled folder's manifest. The cache lives in a temporary XDG_CACHE_HOME, never ~/.cache.
+// With no adapter the GPU tests are skipped with a message saying what to install.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { ShaderTable } from "../compiler/codegen/emit/manifest.ts";
+import { relError, roundFeeds } from "../compiler/codegen/gpucheck.ts";
+import { planGraph } from "../compiler/codegen/plan.ts";
+import { kernelFor } from "../compiler/codegen/wgsl/index.ts";
+import { Graph } from "../compiler/ir/graph.ts";
+import { evaluate, seededUniform } from "../compiler/ir/interpret.ts";
+import { type PrimAttrs, numel } from "../compiler/ir/primitives.ts";
+import { autotuneCounters, nodeCacheFile, tuneKey } from "../runtime/autotune.ts";
+import { hydrate } from "../runtime/compiled/manifest.ts";
+import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
+import { type ExecPlan, Executor } from "../runtime/executor.ts";
+
+const cacheHome = fs.mkdtempSync(path.join(os.tmpdir(), "drifa-autotune-"));
+let started = performance.now();
+const acquired = await tryAcquireDevice();
+const gpu: Gpu | null = acquired.gpu;
+if (!gpu) console.log(`\n[gpu-variants] SKIPPED: no WebGPU adapter.\n${acquired.reason}\n`);
+const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+// uvu imports every suite before running any: the environment is set when this suite starts
+// and restored when it ends, so other suites keep theirs.
+const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, DRIFA_AUTOTUNE: process.env.DRIFA_AUTOTUNE };
+const restore = (name: keyof typeof saved) => (saved[name] === undefined ? delete process.env[name] : (process.env[name] = saved[name]));
+test.before(() => {
+  started = performance.now();
+  process.env.XDG_CACHE_HOME = cacheHome;
+  delete process.env.DRIFA_AUTOTUNE;
+});
+
+const rand = seededUniform(11);
+const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+
+/** Runs `outputs` of `graph` with every kernel's "tiled" variant and compares each with the
+ * interpreter; inputs x0, x1, ... are random normals. */
+async function tiledAgrees(g: Graph, inputs: number[], outputs: Record<string, number>): Promise<void> {
+  const ids = Object.values(outputs);
+  const plan = planGraph(g, ids);
+  // Plans carry the emitters' variants (a plan built before they existed would not).
+  plan.kernels.forEach((k, i) => {
+    k.variants ??= plan.specs[i]!.variants;
+  });
+  assert.ok(
+    plan.kernels.every((k) => k.variants?.some((v) => v.name === "tiled")),
+    "every kernel has a tiled variant",
+  );
+  const feeds = roundFeeds({
+    inputs: new Map(inputs.map((x, i) => [`x${i}`, Float64Array.from({ length: numel(g.shapeOf(x)) }, normal)])),
+    params: new Map(),
+  });
+  const exec = await Executor.create(gpu!, plan, {
+    autotune: { prefer: "tiled" },
+  });
+  try {
+    assert.equal(
+      [...exec.variants],
+      plan.kernels.map(() => "tiled"),
+    );
+    const got = await exec.run(feeds);
+    const ref = evaluate(g, feeds, ids);
+    const bad = Object.keys(outputs).flatMap((name, i) => {
+      const e = relError(ref[i]!, got[i]!);
+      return e > 1e-4 ? [`${name}: error ${e.toExponential(2)}`] : [];
+    });
+    assert.equal(bad, []);
+  } finally {
+    exec.destroy();
+  }
+}
+
+gpuTest("tiled matmul agrees with the interpreter: transposes, sizes not multiples of 16", async () => {
+  for (const [m, k, n] of [
+    [3, 5, 7],
+    [17, 33, 18],
+  ] as const) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const g = new Graph();
+        const a = g.input("x0", transA ? [k, m] : [m, k]);
+        const b = g.input("x1", transB ? [n, k] : [k, n]);
+        await tiledAgrees(g, [a, b], {
+          [`matmul ${m}x${k}x${n} tA=${transA} tB=${transB}`]: g.emit("matmul", [a, b], { transA, transB }),
+        });
+      }
+    }
+  }
+});
+
+// [x shape, weight shape, attrs]: padding, stride, dilation, groups, 7x7, 1x1, edges of 16.
+const convs: [number[], number[], PrimAttrs["conv2d"]][] = [
+  [[2, 3, 5, 5], [4, 3, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 1 }],
+  [[1, 2, 7, 6], [3, 2, 3, 3], { stride: 2, padding: 1, dilation: 1, groups: 1 }],
+  [[2, 4, 6, 6], [2, 2, 3, 3], { stride: 1, padding: 2, dilation: 2, groups: 2 }],
+  [[1, 3, 9, 9], [2, 3, 7, 7], { stride: 2, padding: 3, dilation: 1, groups: 1 }],
+  [[2, 8, 3, 3], [8, 8, 1, 1], { stride: 2, padding: 0, dilation: 1, groups: 1 }],
+  [[1, 8, 4, 5], [8, 2, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 4 }],
+  [[2, 5, 9, 7], [18, 5, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 1 }],
+];
+
+gpuTest("tiled conv2d, conv2d_input_grad, conv2d_weight_grad agree with the interpreter", async () => {
+  for (const [xs, ws, a] of convs) {
+    const g = new Graph();
+    const x = g.input("x0", xs);
+    const w = g.input("x1", ws);
+    const ys = g.shapeOf(g.emit("conv2d", [x, w], a));
+    const y = g.input("x2", ys);
+    const tag = `${xs}*${ws} ${JSON.stringify(a)}`;
+    await tiledAgrees(g, [x, w, y], {
+      [`conv2d ${tag}`]: g.emit("conv2d", [x, w], a),
+      [`conv2d_input_grad ${tag}`]: g.emit("conv2d_input_grad", [y, w], {
+        ...a,
+        h: xs[2]!,
+        w: xs[3]!,
+      }),
+      [`conv2d_weight_grad ${tag}`]: g.emit("conv2d_weight_grad", [x, y], {
+        ...a,
+        k: ws[2]!,
+      }),
+    });
+  }
+});
+
+/** y = 2x over n floats; `extra` adds a long dependent loop whose result is kept (so the
+ * shader compiler cannot drop it) but never changes y: the same values, a slower kernel. */
+function doubling(n: number, extra: number): string {
+  return [
+    "@group(0) @binding(0) var<storage, read> x0: array<f32>;",
+    "@group(0) @binding(1) var<storage, read_write> y: array<f32>;",
+    "@compute @workgroup_size(64)",
+    "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {",
+    "  let i = gid.x;",
+    `  if (i >= ${n}u) { return; }`,
+    "  var s = x0[i];",
+    `  for (var j = 0u; j < ${extra}u; j++) { s = s * 0.999f + x0[(i + j) % ${n}u]; }`,
+    "  y[i] = x0[i] * 2.0f + select(0.0f, s, s == 1234.5f && s != 1234.5f);",
+    "}",
+  ].join("\n");
+}
+
+function tunePlan(n: number): ExecPlan {
+  const dispatch: [number, number, number] = [Math.ceil(n / 64), 1, 1];
+  return {
+    buffers: [
+      { label: "x", floats: n, init: { kind: "input", name: "x" } },
+      { label: "y", floats: n, init: { kind: "none" } },
+    ],
+    // The default is the slow one, so the tuner must move off it to win.
+    kernels: [
+      {
+        label: "doubling",
+        wgsl: doubling(n, 4096),
+        entryPoint: "main",
+        buffers: [0, 1],
+        access: ["read", "write"],
+        workgroupSize: [64, 1, 1],
+        dispatch,
+        variants: [
+          {
+            name: "fast",
+            wgsl: doubling(n, 0),
+            workgroupSize: [64, 1, 1],
+            dispatch,
+          },
+        ],
+      },
+    ],
+    outputs: [1],
+  };
+}
+
+gpuTest("the autotuner picks the faster variant, caches it, and a second executor only reads the cache", async () => {
+  const n = 4096;
+  const plan = tunePlan(n);
+  const x = Float32Array.from({ length: n }, (_, i) => (i % 13) - 6);
+  const feeds = { inputs: new Map([["x", x]]), params: new Map() };
+  const before = { ...autotuneCounters };
+  const first = await Executor.create(gpu!, plan);
+  assert.equal([...first.variants], ["fast"]);
+  assert.equal(autotuneCounters.measured, before.measured + 1);
+  assert.equal(
+    [...(await first.run(feeds))[0]!],
+    [...x].map((v) => v * 2),
+  );
+  first.destroy();
+  const file = await nodeCacheFile();
+  assert.ok(file.startsWith(cacheHome), file);
+  // Other suites in this process may have cached their own kernels here: look up this one's key.
+  const stored = JSON.parse(fs.readFileSync(file, "utf8")) as { entries: Record<string, { choice: string; ms: Record<string, number> }> };
+  const entry = stored.entries[tuneKey(gpu!.adapterName, plan.kernels[0]!)];
+  assert.ok(entry, "the choice is in the cache file");
+  assert.equal(entry!.choice, "fast");
+  console.log(`[gpu-variants] ${gpu!.adapterName}: doubling ms/dispatch ${JSON.stringify(entry!.ms)}`);
+
+  const second = await Executor.create(gpu!, plan);
+  assert.equal([...second.variants], ["fast"]);
+  assert.equal(autotuneCounters.measured, before.measured + 1, "the second executor measured nothing");
+  assert.equal(autotuneCounters.fromCache, before.fromCache + 1);
+  assert.equal(second.stats.autotuneMs < 50, true);
+  second.destroy();
+});
+
+gpuTest("DRIFA_AUTOTUNE=off takes the default; cached with no entry takes it too, measuring nothing", async () => {
+  const plan = tunePlan(1000); // other shapes: no cache entry
+  const before = { ...autotuneCounters };
+  process.env.DRIFA_AUTOTUNE = "off";
+  try {
+    const off = await Executor.create(gpu!, tunePlan(4096)); // cached as "fast", ignored
+    assert.equal([...off.variants], ["register"]);
+    off.destroy();
+    process.env.DRIFA_AUTOTUNE = "cached";
+    const cached = await Executor.create(gpu!, plan);
+    assert.equal([...cached.variants], ["register"]);
+    cached.destroy();
+  } finally {
+    delete process.env.DRIFA_AUTOTUNE; // this suite runs with none (see test.before)
+  }
+  assert.equal(autotuneCounters.measured, before.measured);
+  assert.equal(autotuneCounters.defaulted, before.defaulted + 2);
+});
+
+test("a compiled folder's manifest stores each variant's shader once and hydrate restores it", () => {
+  const g = new Graph();
+  const x = g.input("x", [2, 3, 6, 6]);
+  const w = g.input("w", [4, 3, 3, 3]);
+  const y = g.emit("conv2d", [x, w], {
+    stride: 1,
+    padding: 1,
+    dilation: 1,
+    groups: 1,
+  });
+  const y2 = g.emit("conv2d", [x, w], {
+    stride: 1,
+    padding: 1,
+    dilation: 1,
+    groups: 1,
+  });
+  const plan = planGraph(g, [y, y2]);
+  const kernels = plan.kernels.map((k, i) => ({
+    ...k,
+    variants: kernelFor(g, plan.specs[i]!.node).variants,
+  }));
+  const table = new ShaderTable();
+  const stored = table.strip({ kernels });
+  // Two identical kernels with one variant each: two shader files, named by variant.
+  assert.equal(table.files.length, 2);
+  assert.match(table.files[1]!, /conv2d-tiled\.wgsl$/);
+  assert.equal(stored.kernels[0]!.variants, [
+    {
+      name: "tiled",
+      shader: 1,
+      workgroupSize: [16, 16, 1],
+      dispatch: kernels[0]!.variants![0]!.dispatch,
+    },
+  ]);
+  const back = hydrate(JSON.parse(JSON.stringify(stored)) as typeof stored, table.texts);
+  assert.equal(back.kernels, kernels);
+  // A manifest written before variants existed still hydrates, with none.
+  const old = hydrate({ kernels: stored.kernels.map(({ variants: _, ...k }) => k) }, table.texts);
+  assert.equal(old.kernels[0]!.variants, undefined);
+});
+
+test.after(() => {
+  restore("XDG_CACHE_HOME");
+  restore("DRIFA_AUTOTUNE");
+  fs.rmSync(cacheHome, { recursive: true, force: true });
+  if (gpu) console.log(`[gpu-variants] ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  gpu?.destroy();
+});
+
+test.run();
