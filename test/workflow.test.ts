@@ -136,5 +136,16 @@ test("a corrupt image: an error naming it, or with --skip-bad a count", async ()
   assert.is(lines(r.out).length, 7 * 4 - 1 + 5 * 4);
 });
 
+test("BraTS2020: four MRI sequences of a patient train models/drifa-brats.drifa, split by patient", async () => {
+  if (!(await haveGpu())) return;
+  const out = path.join(dir, "brats-run");
+  const r = await drifac("train", path.join(root, "models/drifa-brats.drifa"), "--set", "width=2,size=16", "--batch", "4", "--epochs", "1", "--data", `brats=${path.join(data, "brats")}`, "--out", out, "--json");
+  assert.is(r.code, 0, r.err);
+  assert.is(lines(r.out).length, 1);
+  const evaluation = JSON.parse(fs.readFileSync(path.join(out, "eval.json"), "utf8"));
+  assert.ok(JSON.stringify(evaluation).includes("grade"), "eval.json has the grade task");
+  assert.ok(fs.existsSync(path.join(out, "best.safetensors")));
+});
+
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 test.run();
