@@ -15,9 +15,10 @@ import { constant, sumTo } from "../compiler/ir/emit.ts";
 import { Graph } from "../compiler/ir/graph.ts";
 import { type Feeds, buildTrainGraph, evaluate, feedsFor, initState, seededUniform } from "../compiler/ir/interpret.ts";
 import { lower, softmaxCrossEntropy } from "../compiler/ir/lower.ts";
-import { type Prim, type PrimAttrs, numel } from "../compiler/ir/primitives.ts";
+import { type Prim, numel } from "../compiler/ir/primitives.ts";
 import { prims } from "../compiler/ir/registry.ts";
 import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
+import { convCases } from "./conv-cases.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 let started = performance.now();
@@ -158,14 +159,7 @@ gpuTest("matmul: all four transpose flags, blocked and ragged sizes", async () =
 });
 
 // Convolutions: [x shape, weight shape, attrs]: padding, stride, dilation, groups, 7x7, 1x1.
-const convs: [number[], number[], PrimAttrs["conv2d"]][] = [
-  [[2, 3, 5, 5], [4, 3, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 1 }],
-  [[1, 2, 7, 6], [3, 2, 3, 3], { stride: 2, padding: 1, dilation: 1, groups: 1 }],
-  [[2, 4, 6, 6], [2, 2, 3, 3], { stride: 1, padding: 2, dilation: 2, groups: 2 }],
-  [[1, 3, 9, 9], [2, 3, 7, 7], { stride: 2, padding: 3, dilation: 1, groups: 1 }],
-  [[2, 8, 3, 3], [8, 8, 1, 1], { stride: 2, padding: 0, dilation: 1, groups: 1 }],
-  [[1, 8, 4, 5], [8, 2, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 4 }],
-];
+const convs = convCases;
 
 gpuTest("conv2d, conv2d_input_grad, conv2d_weight_grad: strides, padding, dilation, groups", async () => {
   for (const [xs, ws, a] of convs) {

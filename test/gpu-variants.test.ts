@@ -14,11 +14,12 @@ import { planGraph } from "../compiler/codegen/plan.ts";
 import { kernelFor } from "../compiler/codegen/wgsl/index.ts";
 import { Graph } from "../compiler/ir/graph.ts";
 import { evaluate, seededUniform } from "../compiler/ir/interpret.ts";
-import { type PrimAttrs, numel } from "../compiler/ir/primitives.ts";
+import { numel } from "../compiler/ir/primitives.ts";
 import { autotuneCounters, nodeCacheFile, tuneKey } from "../runtime/autotune.ts";
 import { hydrate } from "../runtime/compiled/manifest.ts";
 import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { type ExecPlan, Executor } from "../runtime/executor.ts";
+import { convCases } from "./conv-cases.ts";
 
 const cacheHome = fs.mkdtempSync(path.join(os.tmpdir(), "drifa-autotune-"));
 let started = performance.now();
@@ -95,13 +96,8 @@ gpuTest("tiled matmul agrees with the interpreter: transposes, sizes not multipl
 });
 
 // [x shape, weight shape, attrs]: padding, stride, dilation, groups, 7x7, 1x1, edges of 16.
-const convs: [number[], number[], PrimAttrs["conv2d"]][] = [
-  [[2, 3, 5, 5], [4, 3, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 1 }],
-  [[1, 2, 7, 6], [3, 2, 3, 3], { stride: 2, padding: 1, dilation: 1, groups: 1 }],
-  [[2, 4, 6, 6], [2, 2, 3, 3], { stride: 1, padding: 2, dilation: 2, groups: 2 }],
-  [[1, 3, 9, 9], [2, 3, 7, 7], { stride: 2, padding: 3, dilation: 1, groups: 1 }],
-  [[2, 8, 3, 3], [8, 8, 1, 1], { stride: 2, padding: 0, dilation: 1, groups: 1 }],
-  [[1, 8, 4, 5], [8, 2, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 4 }],
+const convs: typeof convCases = [
+  ...convCases,
   [[2, 5, 9, 7], [18, 5, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 1 }],
 ];
 

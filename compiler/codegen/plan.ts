@@ -37,7 +37,14 @@ export function planGraph(graph: Graph, outputs: number[]): GraphPlan {
     bufferOf.set(id, buffers.length);
     buffers.push({ label, floats: numel(node.shape), init });
   }
-  const kernels: KernelLaunch[] = specs.map((k) => ({
+  const kernels = specs.map((k) => launchOf(k, bufferOf));
+  return { buffers, kernels, outputs: outputs.map((o) => bufferOf.get(o)!), bufferOf, specs };
+}
+
+/** A kernel as the runtime launches it: the spec's graph values replaced by buffer indices. The
+ * one place a KernelSpec becomes a KernelLaunch, so every plan carries the same fields. */
+export function launchOf(k: KernelSpec, bufferOf: ReadonlyMap<number, number>): KernelLaunch {
+  return {
     label: k.label,
     wgsl: k.wgsl,
     entryPoint: k.entryPoint,
@@ -46,6 +53,5 @@ export function planGraph(graph: Graph, outputs: number[]): GraphPlan {
     workgroupSize: k.workgroupSize,
     dispatch: k.dispatch,
     ...(k.variants ? { variants: k.variants } : {}),
-  }));
-  return { buffers, kernels, outputs: outputs.map((o) => bufferOf.get(o)!), bufferOf, specs };
+  };
 }

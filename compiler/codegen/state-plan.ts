@@ -9,6 +9,7 @@ import type { Program } from "../check/program.ts";
 import { paramCount } from "../check/program.ts";
 import type { Graph } from "../ir/graph.ts";
 import { IRError, fmtShape, numel } from "../ir/primitives.ts";
+import { launchOf } from "./plan.ts";
 import { kernelFor } from "./wgsl/index.ts";
 
 export interface FlatLayout {
@@ -125,16 +126,7 @@ export function placeValues(
     } else bufferOf.set(id, b.root(label, numel(node.shape), init));
     if (node.prim === "const") continue;
     const k = kernelFor(graph, id);
-    kernels.push({
-      label: k.label,
-      wgsl: k.wgsl,
-      entryPoint: k.entryPoint,
-      buffers: k.bindings.map((x) => bufferOf.get(x.value)!),
-      access: k.bindings.map((x) => x.access),
-      workgroupSize: k.workgroupSize,
-      dispatch: k.dispatch,
-    ...(k.variants ? { variants: k.variants } : {}),
-    });
+    kernels.push(launchOf(k, bufferOf));
   }
   return { bufferOf, kernels, placed };
 }

@@ -1,0 +1,12 @@
+// Convolution cases shared by the GPU kernel tests: [x shape, weight shape, attributes] covering
+// padding, stride, dilation, groups, 7x7 and 1x1.
+import type { PrimAttrs } from "../compiler/ir/primitives.ts";
+
+export const convCases: [number[], number[], PrimAttrs["conv2d"]][] = [
+  [[2, 3, 5, 5], [4, 3, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 1 }],
+  [[1, 2, 7, 6], [3, 2, 3, 3], { stride: 2, padding: 1, dilation: 1, groups: 1 }],
+  [[2, 4, 6, 6], [2, 2, 3, 3], { stride: 1, padding: 2, dilation: 2, groups: 2 }],
+  [[1, 3, 9, 9], [2, 3, 7, 7], { stride: 2, padding: 3, dilation: 1, groups: 1 }],
+  [[2, 8, 3, 3], [8, 8, 1, 1], { stride: 2, padding: 0, dilation: 1, groups: 1 }],
+  [[1, 8, 4, 5], [8, 2, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 4 }],
+];
