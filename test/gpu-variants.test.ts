@@ -11,7 +11,8 @@ import * as assert from "uvu/assert";
 import { ShaderTable } from "../compiler/codegen/emit/manifest.ts";
 import { relError, roundFeeds } from "../compiler/codegen/gpucheck.ts";
 import { planGraph } from "../compiler/codegen/plan.ts";
-import { kernelFor } from "../compiler/codegen/wgsl/index.ts";
+import { blockedVariant } from "../compiler/codegen/wgsl/conv-blocked.ts";
+import { type KernelVariant, kernelFor } from "../compiler/codegen/wgsl/index.ts";
 import { Graph } from "../compiler/ir/graph.ts";
 import { evaluate, seededUniform } from "../compiler/ir/interpret.ts";
 import { numel } from "../compiler/ir/primitives.ts";
@@ -19,7 +20,7 @@ import { autotuneCounters, nodeCacheFile, tuneKey } from "../runtime/autotune.ts
 import { hydrate } from "../runtime/compiled/manifest.ts";
 import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { type ExecPlan, Executor } from "../runtime/executor.ts";
-import { convCases } from "./conv-cases.ts";
+import { blockedConvCases, convCases } from "./conv-cases.ts";
 
 const cacheHome = fs.mkdtempSync(path.join(os.tmpdir(), "drifa-autotune-"));
 let started = performance.now();
@@ -40,30 +41,34 @@ test.before(() => {
 const rand = seededUniform(11);
 const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 
-/** Runs `outputs` of `graph` with every kernel's "tiled" variant and compares each with the
- * interpreter; inputs x0, x1, ... are random normals. */
-async function tiledAgrees(g: Graph, inputs: number[], outputs: Record<string, number>): Promise<void> {
+/** Runs `outputs` of `graph` with every kernel's variant `name` and compares each with the
+ * interpreter; inputs x0, x1, ... are random normals. `attach` supplies the variant of a node
+ * (default: the emitter's own variants). */
+async function variantAgrees(g: Graph, inputs: number[], outputs: Record<string, number>, name = "tiled", attach?: (node: number) => KernelVariant | undefined): Promise<void> {
   const ids = Object.values(outputs);
   const plan = planGraph(g, ids);
   // Plans carry the emitters' variants (a plan built before they existed would not).
   plan.kernels.forEach((k, i) => {
-    k.variants ??= plan.specs[i]!.variants;
+    if (attach) {
+      const v = attach(plan.specs[i]!.node);
+      if (v) k.variants = [v];
+    } else k.variants ??= plan.specs[i]!.variants;
   });
   assert.ok(
-    plan.kernels.every((k) => k.variants?.some((v) => v.name === "tiled")),
-    "every kernel has a tiled variant",
+    plan.kernels.every((k) => k.variants?.some((v) => v.name === name)),
+    `every kernel has a ${name} variant`,
   );
   const feeds = roundFeeds({
     inputs: new Map(inputs.map((x, i) => [`x${i}`, Float64Array.from({ length: numel(g.shapeOf(x)) }, normal)])),
     params: new Map(),
   });
   const exec = await Executor.create(gpu!, plan, {
-    autotune: { prefer: "tiled" },
+    autotune: { prefer: name },
   });
   try {
     assert.equal(
       [...exec.variants],
-      plan.kernels.map(() => "tiled"),
+      plan.kernels.map(() => name),
     );
     const got = await exec.run(feeds);
     const ref = evaluate(g, feeds, ids);
@@ -87,7 +92,7 @@ gpuTest("tiled matmul agrees with the interpreter: transposes, sizes not multipl
         const g = new Graph();
         const a = g.input("x0", transA ? [k, m] : [m, k]);
         const b = g.input("x1", transB ? [n, k] : [k, n]);
-        await tiledAgrees(g, [a, b], {
+        await variantAgrees(g, [a, b], {
           [`matmul ${m}x${k}x${n} tA=${transA} tB=${transB}`]: g.emit("matmul", [a, b], { transA, transB }),
         });
       }
@@ -109,7 +114,7 @@ gpuTest("tiled conv2d, conv2d_input_grad, conv2d_weight_grad agree with the inte
     const ys = g.shapeOf(g.emit("conv2d", [x, w], a));
     const y = g.input("x2", ys);
     const tag = `${xs}*${ws} ${JSON.stringify(a)}`;
-    await tiledAgrees(g, [x, w, y], {
+    await variantAgrees(g, [x, w, y], {
       [`conv2d ${tag}`]: g.emit("conv2d", [x, w], a),
       [`conv2d_input_grad ${tag}`]: g.emit("conv2d_input_grad", [y, w], {
         ...a,
@@ -122,6 +127,50 @@ gpuTest("tiled conv2d, conv2d_input_grad, conv2d_weight_grad agree with the inte
       }),
     });
   }
+});
+
+// The register-blocked family (conv-blocked.ts) on its own cases (see conv-cases.ts).
+gpuTest("blocked conv2d, conv2d_input_grad, conv2d_weight_grad agree with the interpreter", async () => {
+  for (const [xs, ws, a] of blockedConvCases) {
+    const g = new Graph();
+    const x = g.input("x0", xs);
+    const w = g.input("x1", ws);
+    const ys = g.shapeOf(g.emit("conv2d", [x, w], a));
+    const y = g.input("x2", ys);
+    const tag = `${xs}*${ws} ${JSON.stringify(a)}`;
+    const attach = (id: number) => {
+      const node = g.node(id);
+      return blockedVariant({ node, attrs: node.attrs, inShapes: node.inputs.map((i) => g.shapeOf(i)), outShape: node.shape }, { force: true });
+    };
+    const outputs: Record<string, number> = {
+      [`conv2d ${tag}`]: g.emit("conv2d", [x, w], a),
+      [`conv2d_input_grad ${tag}`]: g.emit("conv2d_input_grad", [y, w], { ...a, h: xs[2]!, w: xs[3]! }),
+      [`conv2d_weight_grad ${tag}`]: g.emit("conv2d_weight_grad", [x, y], { ...a, k: ws[2]! }),
+    };
+    // The input gradient of a strided convolution (a scatter) has no blocked form.
+    if (a.stride > 1) {
+      assert.equal(attach(outputs[`conv2d_input_grad ${tag}`]!), undefined);
+      delete outputs[`conv2d_input_grad ${tag}`];
+    }
+    await variantAgrees(g, [x, w, y], outputs, "blocked", attach);
+  }
+});
+
+test("blocked variants: attached to large convolutions with widths multiple of 4, never to strided input gradients", () => {
+  const g = new Graph();
+  const a = { stride: 1, padding: 1, dilation: 1, groups: 1 };
+  const x = g.input("x", [8, 64, 32, 32]);
+  const w = g.input("w", [64, 64, 3, 3]);
+  const y = g.emit("conv2d", [x, w], a);
+  const names = (id: number) => (kernelFor(g, id).variants ?? []).map((v) => v.name);
+  assert.equal(names(y), ["blocked", "tiled"]);
+  assert.equal(names(g.emit("conv2d_input_grad", [y, w], { ...a, h: 32, w: 32 })), ["blocked", "tiled"]);
+  assert.equal(names(g.emit("conv2d_weight_grad", [x, y], { ...a, k: 3 })), ["blocked", "tiled"]);
+  const s2 = g.emit("conv2d", [x, w], { ...a, stride: 2 });
+  assert.equal(names(s2), ["blocked", "tiled"]);
+  assert.equal(names(g.emit("conv2d_input_grad", [s2, w], { ...a, stride: 2, h: 32, w: 32 })), ["tiled"]);
+  assert.equal(names(g.emit("conv2d", [g.input("odd", [8, 64, 31, 31]), w], a)), ["tiled"]);
+  assert.equal(names(g.emit("conv2d", [g.input("small", [1, 4, 8, 8]), g.input("ws", [4, 4, 3, 3])], a)), ["tiled"]);
 });
 
 /** y = 2x over n floats; `extra` adds a long dependent loop whose result is kept (so the

@@ -3,6 +3,7 @@
 // (WGSL specialised to the node's shapes and attributes, its bindings and its dispatch).
 import type { Graph } from "../../ir/graph.ts";
 import type { IRNode, Prim } from "../../ir/primitives.ts";
+import { blockedVariant } from "./conv-blocked.ts";
 import { convEmitters } from "./conv.ts";
 import { elementwiseEmitters } from "./elementwise.ts";
 import { type EmitterTable, type KernelContext, type KernelEmitter, type KernelSpec, type LeafPrim, assemble } from "./kernel.ts";
@@ -47,7 +48,8 @@ export function kernelFor(graph: Graph, nodeId: number): KernelSpec {
   }
   const ctx: KernelContext<Prim> = { node, attrs: node.attrs, inShapes: node.inputs.map((i) => graph.shapeOf(i)), outShape: node.shape };
   const spec = assemble(ctx, emit(ctx));
-  // matmul and convolutions also come shared-memory tiled: the runtime measures which is faster.
-  const tiled = tiledVariant(ctx);
-  return tiled ? { ...spec, variants: [tiled] } : spec;
+  // matmul and convolutions also come shared-memory tiled, large convolutions register-blocked
+  // (conv-blocked.ts): the runtime measures which is fastest.
+  const variants = [blockedVariant(ctx), tiledVariant(ctx)].filter((v) => v !== undefined);
+  return variants.length > 0 ? { ...spec, variants } : spec;
 }
