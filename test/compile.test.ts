@@ -35,6 +35,25 @@ test("compile writes kernels, host code, trainer, runtime and manifest", async (
   assert.not.match(browser, /from ["']node:/, "the browser runtime imports no Node built-in");
 });
 
+test("compile --report says what fused and what did not; --no-fuse compiles one kernel per value and says so in the manifest", async () => {
+  const fused = path.join(dir, "fused");
+  const r = await drifac("compile", path.join(root, "models/resnet18.drifa"), "--set", "width=4,size=16", "--batch", "2", "-o", fused, "--report");
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /ResNet18Baseline, training step at batch 2: [\d,]+ kernels \([\d,]+ without fusion\)/);
+  assert.match(r.out, /#\d+ fused elementwise: writes %\d+ \w+\[[\d,]+\]; reads \d+; computes inline: /);
+  assert.match(r.out, /- %\d+ \w+\[[\d,]+\]: read by conv2d %\d+, which reads its inputs from memory/);
+  const plain = path.join(dir, "plain");
+  const u = await drifac("compile", path.join(root, "models/resnet18.drifa"), "--set", "width=4,size=16", "--batch", "2", "-o", plain, "--no-fuse");
+  assert.is(u.code, 0, u.err);
+  const a = JSON.parse(fs.readFileSync(path.join(fused, "manifest.json"), "utf8"));
+  const b = JSON.parse(fs.readFileSync(path.join(plain, "manifest.json"), "utf8"));
+  assert.is(a.source.fuse, undefined);
+  assert.is(b.source.fuse, false);
+  assert.ok(b.plans["2"].stats.train.dispatches > 2 * a.plans["2"].stats.train.dispatches, `${b.plans["2"].stats.train.dispatches} vs ${a.plans["2"].stats.train.dispatches}`);
+  const stats = a.plans["2"].stats.train;
+  assert.ok(stats.bytes < stats.unplannedBytes, `planned ${stats.bytes}, unplanned ${stats.unplannedBytes}`);
+});
+
 function train(args: string[]) {
   return spawnSync(process.execPath, [path.join(out, "train.js"), ...args], { encoding: "utf8", timeout: 300_000, env: { ...process.env, FORCE_COLOR: "0" } });
 }

@@ -1,7 +1,8 @@
 // `drifac train` and `drifac predict` end to end on a tiny synthetic set: the run folder's files
 // (metrics, a valid safetensors checkpoint, eval.json with every metric, a report whose images
 // exist), --resume continuing the run exactly, MC-dropout predictions with uncertainty per
-// sample, and bad data (a missing folder, a CSV without dx, a corrupt image) reported by file.
+// sample, and bad data (a missing folder, a CSV without dx, a corrupt image) reported by file, or
+// with --skip-bad left out and counted (predict and train); the curves' epoch axis.
 // The GPU parts skip cleanly without a WebGPU adapter; the bad-folder checks fail before any GPU use.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -9,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadSafetensors } from "../runtime/checkpoint/index.ts";
-import { imageSources } from "../runtime/report/index.ts";
+import { curvesSpec, imageSources, vegaLiteToSvg } from "../runtime/report/index.ts";
 import { detectLayout } from "../runtime/workflow/index.ts";
 import { drifac, root } from "./helpers.ts";
 
@@ -121,12 +122,19 @@ test("predict --mc: per-sample probabilities, entropy and mutual information", a
   assert.ok(fs.existsSync(path.join(run, "report/uncertain.html")));
 });
 
+/** A copy of the skin set whose first image is cut to 100 bytes (made once). */
+function corruptSkin(): { folder: string; file: string } {
+  const folder = path.join(dir, "corrupt");
+  const images = path.join(folder, "HAM10000_images_part_1");
+  if (!fs.existsSync(folder)) fs.cpSync(path.join(data, "skin"), folder, { recursive: true });
+  const file = path.join(images, fs.readdirSync(images).sort()[0]!);
+  if (fs.statSync(file).size > 100) fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 100));
+  return { folder, file };
+}
+
 test("a corrupt image: an error naming it, or with --skip-bad a count", async () => {
   if (!(await haveGpu())) return;
-  const corrupt = path.join(dir, "corrupt");
-  fs.cpSync(path.join(data, "skin"), corrupt, { recursive: true });
-  const file = path.join(corrupt, "HAM10000_images_part_1", fs.readdirSync(path.join(corrupt, "HAM10000_images_part_1")).sort()[0]!);
-  fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 100));
+  const { folder: corrupt, file } = corruptSkin();
   let r = await drifac("predict", run, ...dataArgs(corrupt), "--mc", "1", "--json");
   assert.is(r.code, 1);
   assert.match(r.err, file);
@@ -134,6 +142,37 @@ test("a corrupt image: an error naming it, or with --skip-bad a count", async ()
   assert.is(r.code, 0, r.err);
   assert.match(r.err, "skipped 1 bad file");
   assert.is(lines(r.out).length, 7 * 4 - 1 + 5 * 4);
+});
+
+test("train --skip-bad leaves a corrupt image out and reports the count; without it the file is named", async () => {
+  if (!(await haveGpu())) return;
+  const { folder: corrupt, file } = corruptSkin();
+  const out = path.join(dir, "skip-bad-run");
+  let r = await drifac("train", model, ...common, ...dataArgs(corrupt), "--epochs", "1", "--skip-bad", "--out", out, "--json");
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, `skipped 1 bad file (--skip-bad)\n  ${file}: `);
+  assert.is(lines(r.out).length, 1, "the epoch ran");
+  const ev = JSON.parse(fs.readFileSync(path.join(out, "eval.json"), "utf8")) as { skipped: { file: string; cause: string }[] };
+  assert.equal(ev.skipped.map((s) => s.file), [file]);
+  assert.match(fs.readFileSync(path.join(out, "report/index.html"), "utf8"), "1 bad files skipped");
+  r = await drifac("train", model, ...common, ...dataArgs(corrupt), "--epochs", "1", "--out", path.join(dir, "no-skip-run"), "--json");
+  assert.is(r.code, 1);
+  assert.match(r.err, `${file}: corrupt or truncated JPEG`);
+});
+
+test("the curves' epoch axis has whole-number ticks, for one epoch as for many", async () => {
+  for (const epochs of [1, 3, 40]) {
+    const log = Array.from({ length: epochs }, (_, e) => [
+      { epoch: e + 1, task: "t", split: "train" as const, loss: 2 / (e + 1), accuracy: 0.3 },
+      { epoch: e + 1, task: "t", split: "val" as const, loss: 2.5 / (e + 1), accuracy: 0.25 },
+    ]).flat();
+    const texts = [...(await vegaLiteToSvg(curvesSpec(log, "t"))).matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
+    // The loss panel's x axis comes first: its tick labels, then its title.
+    const ticks = texts.slice(0, texts.indexOf("epoch"));
+    assert.ok(ticks.length > 0, `${epochs} epochs: no tick labels in ${texts.join(" | ")}`);
+    for (const t of ticks) assert.match(t, /^\d+$/, `${epochs} epochs: tick label ${t}`);
+    if (epochs === 1) assert.equal(ticks, ["1"]);
+  }
 });
 
 test("BraTS2020: four MRI sequences of a patient train models/drifa-brats.drifa, split by patient", async () => {

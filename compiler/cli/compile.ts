@@ -9,15 +9,40 @@ import type { Program } from "../check/program.ts";
 import { bundleRuntime } from "../codegen/emit/bundle.ts";
 import { hostFiles } from "../codegen/emit/host.ts";
 import { compileProgram } from "../codegen/emit/manifest.ts";
+import { renderFusionReport } from "../codegen/fusion-report.ts";
+import { planTrainStep } from "../codegen/train-plan.ts";
+import { differentiateModel } from "../ir/autodiff.ts";
+import { lower } from "../ir/lower.ts";
 import type { Io } from "./main.ts";
 import { formatCount } from "./report.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 const version = (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
 
-export async function compileCommand(program: Program, file: string, out: string, batches: number[], io: Io): Promise<number> {
+export interface CompileCommandOptions {
+  /** false: one kernel per IR value (--no-fuse). */
+  fuse?: boolean;
+  /** Print what fused into each kernel of the training step, and what did not and why. */
+  report?: boolean;
+}
+
+export async function compileCommand(program: Program, file: string, out: string, batches: number[], io: Io, options: CompileCommandOptions = {}): Promise<number> {
   const started = performance.now();
-  const { manifest, shaders } = compileProgram(program, batches, { file, compiler: version, drifac: path.join(root, "compiler/drifac.js") });
+  const fuse = options.fuse ?? true;
+  const { manifest, shaders } = compileProgram(
+    program,
+    batches,
+    { file, compiler: version, drifac: path.join(root, "compiler/drifac.js") },
+    {
+      fuse,
+      onTrainPlan: (batch, plan) => {
+        if (!options.report) return;
+        const unfused = fuse ? planTrainStep(differentiateModel(lower(program, { batch, mode: "train" })), { fuse: false }).summary.dispatches : plan.summary.dispatches;
+        io.out(renderFusionReport(`${program.model}, training step at batch ${batch}`, plan.graph, plan.fusion, unfused));
+      },
+    },
+  );
   const planned = performance.now();
   const host = await hostFiles(manifest);
   const [nodeRuntime, browserRuntime] = await Promise.all([bundleRuntime("node"), bundleRuntime("browser")]);
@@ -38,7 +63,7 @@ export async function compileCommand(program: Program, file: string, out: string
   io.out(`${program.model} -> ${shown}: ${shaders.size} kernels, ${manifest.parameters.length} parameter tensors (planned in ${((planned - started) / 1000).toFixed(1)} s)\n`);
   for (const [batch, p] of Object.entries(manifest.plans)) {
     const t = p.stats.train;
-    io.out(`  batch ${batch}: training step ${formatCount(t.dispatches)} dispatches, ${t.copies} copies, ${t.submits} submit, ${(t.bytes / 2 ** 20).toFixed(1)} MiB; inference ${formatCount(p.stats.infer.dispatches)} dispatches\n`);
+    io.out(`  batch ${batch}: training step ${formatCount(t.dispatches)} dispatches, ${t.copies} copies, ${t.submits} submit, ${mib(t.bytes)} MiB (${mib(t.unplannedBytes)} MiB without buffer reuse); inference ${formatCount(p.stats.infer.dispatches)} dispatches${fuse ? "" : " (unfused)"}\n`);
   }
   io.out(`  train: node ${path.join(shown, "train.js")} --synthetic --epochs 3\n`);
   return 0;

@@ -97,9 +97,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument("<file>", "a .drifa file with a model")
     .requiredOption("-o, --out <dir>", "output folder (replaced)")
     .option("--batch <n,...>", "batch sizes to plan for (default: the model's train batch)", (v: string) => v.split(",").map(positiveInt("--batch")))
-    .action(async (file: string, opts: { set: Record<string, string>; model?: string; out: string; batch?: number[] }) => {
+    .option("--report", "print what fused into each kernel of the training step, and what did not and why")
+    .option("--no-fuse", "one kernel per IR value (to compare with the fused compile)")
+    .action(async (file: string, opts: { set: Record<string, string>; model?: string; out: string; batch?: number[]; report?: boolean; fuse: boolean }) => {
       const p = programOf(file, opts);
-      if (p) code = await compileCommand(p, file, opts.out, opts.batch ?? [p.train.batch], io);
+      if (p) code = await compileCommand(p, file, opts.out, opts.batch ?? [p.train.batch], io, { fuse: opts.fuse, report: !!opts.report });
     });
 
   modelOptions(program.command("ir"))
@@ -186,6 +188,26 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option("--skip-bad", "leave corrupt or unreadable files out (and count them)")
     .action(async (runs: string, opts: import("./predict.ts").PredictCommandOptions) => {
       code = await (await import("./predict.ts")).predictCommand(runs, opts, io);
+    });
+
+  program
+    .command("gradcam")
+    .description("Grad-CAM heat maps of a trained run from the last convolution stage of each modality, overlaid on the images")
+    .argument("<run>", "a run folder of drifac train")
+    .option("--data <name=path>", "a data folder for a model input (repeatable; any subset of the inputs)", collectData, [])
+    .requiredOption("--out <dir>", "output folder: <input>/<sample>.png, gradcam.json, index.html")
+    .option("--batch <n>", "batch size (default: the run's)", positiveInt("--batch"))
+    .option("--limit <n>", "at most n samples per data folder, spread over it", positiveInt("--limit"))
+    .option("--task <name>", "explain this task for every modality (default: the task each data set labels)")
+    .option("--class <name>", "explain this class of the task instead of each sample's predicted class")
+    .option("--alpha <x>", "opacity of the heat map", (v: string) => {
+      const x = Number(v);
+      if (!(x >= 0 && x <= 1)) throw new UsageError(`--alpha must be between 0 and 1, got '${v}'`);
+      return x;
+    })
+    .option("--skip-bad", "leave corrupt or unreadable files out (and count them)")
+    .action(async (run: string, opts: import("./gradcam.ts").GradcamCommandOptions) => {
+      code = await (await import("./gradcam.ts")).gradcamCommand(run, opts, io);
     });
 
   program

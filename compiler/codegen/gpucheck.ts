@@ -99,22 +99,88 @@ export async function compareWithInterpreter(gpu: Gpu, graph: Graph, outputs: nu
  * gradient of a bias right before a batchnorm is mathematically zero). */
 const SUMS = new Set<Prim>(["reduce", "matmul", "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "windows_transpose"]);
 
-/** Checks every kernel among `values` (value id -> GPU result, with its inputs present) against
- * its reference rule on the GPU's own inputs; returns each kernel's error. */
+/**
+ * A bound on the magnitudes an f32 evaluation of `node` rounds at, given its inputs' values and
+ * theirs: a fused kernel's error is relative to that, not to the result (x - mean of a batch of
+ * 2 cancels to ~0 and f32 keeps the rounding of x). Sums of terms add their magnitudes, as the
+ * per-kernel check does for a single sum.
+ */
+function magnitude(node: IRNode<Prim>, vals: Float64Array[], mags: Float64Array[], value: Float64Array, evalOn: (xs: Float64Array[]) => Float64Array): Float64Array {
+  const [a, b] = vals;
+  const [ma, mb] = mags;
+  const each = (f: (i: number) => number) => Float64Array.from(value, (_, i) => f(i));
+  switch (node.prim) {
+    case "add":
+    case "sub":
+      return each((i) => ma![i]! + mb![i]!);
+    case "mul":
+      return each((i) => ma![i]! * mb![i]!);
+    case "div":
+      return each((i) => ma![i]! / Math.abs(b![i]!) + (Math.abs(a![i]!) * mb![i]!) / (b![i]! * b![i]!));
+    case "neg":
+    case "relu":
+      return ma!;
+    case "maximum":
+    case "minimum":
+      return each((i) => Math.max(ma![i]!, mb![i]!));
+    case "exp":
+      return each((i) => Math.abs(value[i]!) * (1 + ma![i]!));
+    case "log":
+      return each((i) => Math.abs(value[i]!) + ma![i]! / Math.abs(a![i]!));
+    case "sqrt":
+      return each((i) => Math.abs(value[i]!) + ma![i]! / (2 * Math.abs(value[i]!)));
+    case "sigmoid":
+      return each((i) => Math.abs(value[i]!) + value[i]! * (1 - value[i]!) * ma![i]!);
+    case "broadcast":
+    case "reshape":
+    case "slice":
+    case "windows":
+      return evalOn([ma!]).map(Math.abs);
+    case "dropout":
+      return evalOn([ma!, b!]).map(Math.abs);
+    case "reduce":
+      return (node.attrs as PrimAttrs["reduce"]).op === "sum" ? evalOn([ma!]) : value.map(Math.abs);
+    default:
+      return value.map(Math.abs);
+  }
+}
+
+/** Checks every kernel among `values` (value id -> GPU result, with the stored values it read
+ * present) against its reference rule on the GPU's own inputs; returns each kernel's error. A
+ * value computed inline by a fused kernel (absent from `values`) is evaluated in float64 from
+ * the stored values, as the kernel did, with the magnitudes it rounds at (magnitude()). */
 export function checkEveryKernel(graph: Graph, values: ReadonlyMap<number, Float32Array>): { value: number; prim: Prim; error: number }[] {
   const out: { value: number; prim: Prim; error: number }[] = [];
   const ctx = { feed: () => new Float64Array(0) };
+  const evalNode = (node: IRNode<Prim>, xs: Float64Array[]) => ruleOf(node.prim).eval(xs, node.attrs as never, node.inputs.map((i) => graph.shapeOf(i)), node.shape, node as never, ctx);
+  // [value, magnitude] of inputs: stored ones as read, inlined ones evaluated (memoised).
+  const inlined = new Map<number, [Float64Array, Float64Array]>();
+  const input = (id: number): [Float64Array, Float64Array] => {
+    const got = values.get(id);
+    if (got) {
+      const x = Float64Array.from(got);
+      return [x, x.map(Math.abs)];
+    }
+    const hit = inlined.get(id);
+    if (hit) return hit;
+    const node = graph.node(id) as IRNode<Prim>;
+    if (node.inputs.length === 0 && node.prim !== "const") throw new Error(`%${id} ${node.prim}: a leaf the check needs is missing`);
+    const ins = node.inputs.map(input);
+    const v = evalNode(node, ins.map((x) => x[0]));
+    const r: [Float64Array, Float64Array] = [v, magnitude(node, ins.map((x) => x[0]), ins.map((x) => x[1]), v, (xs) => evalNode(node, xs))];
+    inlined.set(id, r);
+    return r;
+  };
   for (const [id, got] of values) {
     const node = graph.node(id) as IRNode<Prim>;
     if (!needsKernel(node)) continue;
-    const ins = node.inputs.map((i) => Float64Array.from(values.get(i)!));
-    const rule = ruleOf(node.prim);
-    const evalOn = (xs: Float64Array[]) => rule.eval(xs, node.attrs as never, node.inputs.map((i) => graph.shapeOf(i)), node.shape, node as never, ctx);
-    const ref = evalOn(ins);
+    const ins = node.inputs.map(input);
+    const ref = evalNode(node, ins.map((x) => x[0]));
     const linear = SUMS.has(node.prim) && (node.prim !== "reduce" || (node.attrs as PrimAttrs["reduce"]).op === "sum");
-    const mag = linear ? evalOn(ins.map((x) => x.map(Math.abs))) : ref;
+    const mag = linear ? evalNode(node, ins.map((x) => x[1])) : magnitude(node, ins.map((x) => x[0]), ins.map((x) => x[1]), ref, (xs) => evalNode(node, xs));
+    // The scale of the tensor over its finite values (max pooling's padding is -inf).
     let max = 1e-30;
-    for (const v of ref) max = Math.max(max, Math.abs(v));
+    for (const v of ref) if (Number.isFinite(v)) max = Math.max(max, Math.abs(v));
     let error = 0;
     for (let i = 0; i < ref.length; i++) {
       if (ref[i] === got[i]) continue; // infinities included (padding of max pooling)

@@ -1,10 +1,12 @@
 // Graph -> ExecPlan for the runtime's Executor: the values that the requested outputs depend
-// on, one f32 buffer per value (no reuse yet: the memory planner will come), leaves filled by
-// the host (feeds, or a constant fill), and every other value computed by its kernel, in the
-// graph's topological (id) order.
+// on, one f32 buffer per stored value (no reuse: every value stays readable, for checks),
+// leaves filled by the host (feeds, or a constant fill), and the kernels of the fusion plan.
 import type { BufferSpec, ExecPlan, KernelLaunch } from "../../runtime/executor.ts";
 import type { Graph } from "../ir/graph.ts";
 import { fmtShape, numel } from "../ir/primitives.ts";
+import { type FusionPlan, type KernelGroup, planFusion } from "./fuse.ts";
+import { Buffers, flatLayout, placeValues } from "./state-plan.ts";
+import { type SharedPlacement, fusedElementwiseKernel, fusedReduceKernel } from "./wgsl/fused.ts";
 import { type KernelSpec, kernelFor } from "./wgsl/index.ts";
 
 export interface GraphPlan extends ExecPlan {
@@ -12,43 +14,58 @@ export interface GraphPlan extends ExecPlan {
   bufferOf: Map<number, number>;
   /** The kernels, as emitted (with graph value ids in their bindings). */
   specs: KernelSpec[];
+  fusion: FusionPlan;
 }
 
-/** Plans the evaluation of `outputs` (value ids); run() of the Executor returns them in order. */
-export function planGraph(graph: Graph, outputs: number[]): GraphPlan {
-  const last = Math.max(-1, ...outputs);
-  const live = new Uint8Array(last + 1);
-  for (const o of outputs) live[o] = 1;
-  for (let id = last; id >= 0; id--) if (live[id]) for (const i of graph.node(id).inputs) live[i] = 1;
+/** Plans the evaluation of `outputs` (value ids); run() of the Executor returns them in order.
+ * Unfused by default (one kernel per value, every value readable: what kernel tests want);
+ * with `fuse`, the fusion pass decides (fuse.ts) and only stored values have buffers. */
+export function planGraph(graph: Graph, outputs: number[], options: { fuse?: boolean } = {}): GraphPlan {
+  if (options.fuse) {
+    // Parameters in one arena, as a model's state is (kernels bind it once).
+    const b = new Buffers();
+    const params = [...graph.params].map(([name, id]) => ({ name, floats: numel(graph.shapeOf(id)) }));
+    const arena = b.arena("parameters", flatLayout(params), (name) => ({ kind: "param", name }));
+    const placed = placeValues(graph, outputs, b, arena.views);
+    return { buffers: b.specs, kernels: placed.kernels, outputs: outputs.map((o) => placed.bufferOf.get(o)!), bufferOf: placed.bufferOf, specs: placed.specs, fusion: placed.fusion };
+  }
+  const fusion = planFusion(graph, outputs, { enabled: false });
   const buffers: BufferSpec[] = [];
   const bufferOf = new Map<number, number>();
-  const specs: KernelSpec[] = [];
-  for (let id = 0; id <= last; id++) {
-    if (!live[id]) continue;
+  for (const id of [...fusion.stored].sort((a, b) => a - b)) {
     const node = graph.node(id);
-    const label = `%${id} ${node.prim} ${fmtShape(node.shape)}`;
-    let init: BufferSpec["init"];
+    let init: BufferSpec["init"] = { kind: "none" };
     if (node.prim === "input" || node.prim === "param") init = { kind: node.prim, name: (node.attrs as { name: string }).name };
     else if (node.prim === "const") init = { kind: "fill", value: (node.attrs as { value: number }).value };
-    else {
-      init = { kind: "none" };
-      specs.push(kernelFor(graph, id));
-    }
     bufferOf.set(id, buffers.length);
-    buffers.push({ label, floats: numel(node.shape), init });
+    buffers.push({ label: `%${id} ${node.prim} ${fmtShape(node.shape)}`, floats: numel(node.shape), init });
   }
+  const specs = fusion.groups.map((g) => kernelOfGroup(graph, g));
   const kernels = specs.map((k) => launchOf(k, bufferOf));
-  return { buffers, kernels, outputs: outputs.map((o) => bufferOf.get(o)!), bufferOf, specs };
+  return { buffers, kernels, outputs: outputs.map((o) => bufferOf.get(o)!), bufferOf, specs, fusion };
+}
+
+/** The kernel of a group of the fusion plan: an emitter's own kernel for a value computed
+ * alone from memory, else a fused kernel. */
+export function kernelOfGroup(graph: Graph, g: KernelGroup, shared?: SharedPlacement): KernelSpec {
+  if (g.kind === "node" || (g.roots.length === 1 && g.inlined.length === 0)) return kernelFor(graph, g.roots[0]!);
+  return g.kind === "reduce" ? fusedReduceKernel(graph, g, shared) : fusedElementwiseKernel(graph, g, shared);
 }
 
 /** A kernel as the runtime launches it: the spec's graph values replaced by buffer indices. The
  * one place a KernelSpec becomes a KernelLaunch, so every plan carries the same fields. */
-export function launchOf(k: KernelSpec, bufferOf: ReadonlyMap<number, number>): KernelLaunch {
+export function launchOf(k: KernelSpec, bufferOf: ReadonlyMap<number, number>, rangeOf?: (buffer: number, range: { offset: number; floats: number }) => number): KernelLaunch {
+  const buffer = (b: KernelSpec["bindings"][number]) => {
+    const own = bufferOf.get(b.value)!;
+    if (!b.range) return own;
+    if (!rangeOf) throw new Error(`${k.label}: a ranged binding needs the plan's buffers`);
+    return rangeOf(own, b.range);
+  };
   return {
     label: k.label,
     wgsl: k.wgsl,
     entryPoint: k.entryPoint,
-    buffers: k.bindings.map((b) => bufferOf.get(b.value)!),
+    buffers: k.bindings.map(buffer),
     access: k.bindings.map((b) => b.access),
     workgroupSize: k.workgroupSize,
     dispatch: k.dispatch,

@@ -10,7 +10,10 @@ import { paramCount } from "../check/program.ts";
 import type { Graph } from "../ir/graph.ts";
 import { IRError, fmtShape, numel } from "../ir/primitives.ts";
 import { launchOf } from "./plan.ts";
-import { kernelFor } from "./wgsl/index.ts";
+import { type FusionOptions, type FusionPlan, planFusion } from "./fuse.ts";
+import { type Lifetime, planMemory } from "./memory-plan.ts";
+import { kernelOfGroup } from "./plan.ts";
+import type { KernelSpec } from "./wgsl/index.ts";
 
 export interface FlatLayout {
   /** Name -> first element. */
@@ -71,24 +74,15 @@ export interface Placement {
   offset: number;
 }
 
-/** Every value `outputs` depend on, in id order (the graph is topologically ordered). */
-export function liveIds(graph: Graph, outputs: readonly number[]): number[] {
-  const last = Math.max(-1, ...outputs);
-  const live = new Uint8Array(last + 1);
-  for (const o of outputs) live[o] = 1;
-  for (let id = last; id >= 0; id--) if (live[id]) for (const i of graph.node(id).inputs) live[i] = 1;
-  const ids: number[] = [];
-  for (let id = 0; id <= last; id++) if (live[id]) ids.push(id);
-  return ids;
-}
-
 /**
- * Buffers and kernels for the values `outputs` depend on. Parameters are the state views in
- * `state` (by name); inputs get a buffer each (per-run feeds); constants a filled buffer; every
- * other value a buffer, or the view `wanted` asks for. A wanted placement is dropped (the value
- * gets its own buffer, and the caller copies it) when the value is a leaf, or when its kernel
- * reads a value placed in the same arena: a dispatch may not bind one GPU buffer both
- * read-only and writable, even over disjoint ranges (WebGPU's usage scopes are per buffer).
+ * Buffers and kernels for the values `outputs` depend on, fused (fuse.ts) unless asked not to.
+ * Parameters are the state views in `state` (by name); inputs get a buffer each (per-run
+ * feeds); constants a filled buffer; every value a kernel writes a buffer, or the view `wanted`
+ * asks for. A wanted placement is dropped (the value gets its own buffer, and the caller copies
+ * it) when the value is a leaf, or when its kernel reads a value placed in the same arena: a
+ * dispatch may not bind one GPU buffer both read-only and writable, even over disjoint ranges
+ * (WebGPU's usage scopes are per buffer). With `reuse`, the values nobody reads after the step
+ * share buffers by liveness (memory-plan.ts).
  */
 export function placeValues(
   graph: Graph,
@@ -96,39 +90,71 @@ export function placeValues(
   b: Buffers,
   state: ReadonlyMap<string, number>,
   wanted: ReadonlyMap<number, Placement> = new Map(),
-): { bufferOf: Map<number, number>; kernels: KernelLaunch[]; placed: Set<number> } {
+  options: { fusion?: Partial<FusionOptions>; reuse?: boolean } = {},
+): { bufferOf: Map<number, number>; kernels: KernelLaunch[]; placed: Set<number>; fusion: FusionPlan; specs: KernelSpec[]; tempBytes: { planned: number; unplanned: number } } {
+  // Parameters and running statistics are views of the two state arenas: a kernel binds each
+  // arena once, however many of its tensors it reads.
+  const arenaKey = (id: number) => {
+    const node = graph.node(id);
+    if (node.prim !== "param") return undefined;
+    const view = state.get((node.attrs as { name: string }).name);
+    return view === undefined ? undefined : `arena ${b.specs[view]!.view?.of ?? view}`;
+  };
+  const fusion = planFusion(graph, outputs, { ...options.fusion, sharedBuffer: arenaKey });
   const bufferOf = new Map<number, number>();
   const arenaOf = new Map<number, number>();
   const placed = new Set<number>();
-  const kernels: KernelLaunch[] = [];
-  for (const id of liveIds(graph, outputs)) {
+  const label = (id: number) => `%${id} ${graph.node(id).prim} ${fmtShape(graph.shapeOf(id))}`;
+  for (const id of [...fusion.stored].sort((x, y) => x - y)) {
     const node = graph.node(id);
-    const label = `%${id} ${node.prim} ${fmtShape(node.shape)}`;
     const name = (node.attrs as { name?: string }).name;
     if (node.prim === "param") {
       const s = state.get(name!);
       if (s === undefined) throw new IRError(`parameter ${name} is not in the model's state layout`);
       if (b.specs[s]!.floats !== numel(node.shape)) throw new IRError(`parameter ${name}: ${numel(node.shape)} values in the graph, ${b.specs[s]!.floats} in the state`);
       bufferOf.set(id, s);
-      continue;
-    }
-    if (node.prim === "input") {
-      bufferOf.set(id, b.root(label, numel(node.shape), { kind: "input", name: name! }));
-      continue;
-    }
-    const init: BufferInit = node.prim === "const" ? { kind: "fill", value: (node.attrs as { value: number }).value } : { kind: "none" };
-    const w = wanted.get(id);
-    const clash = w !== undefined && node.inputs.some((i) => arenaOf.get(i) === w.arena);
-    if (w && !clash) {
-      bufferOf.set(id, b.view(w.arena, w.offset, numel(node.shape), label, init));
-      arenaOf.set(id, w.arena);
-      placed.add(id);
-    } else bufferOf.set(id, b.root(label, numel(node.shape), init));
-    if (node.prim === "const") continue;
-    const k = kernelFor(graph, id);
-    kernels.push(launchOf(k, bufferOf));
+    } else if (node.prim === "input") bufferOf.set(id, b.root(label(id), numel(node.shape), { kind: "input", name: name! }));
+    else if (node.prim === "const") bufferOf.set(id, b.root(label(id), numel(node.shape), { kind: "fill", value: (node.attrs as { value: number }).value }));
   }
-  return { bufferOf, kernels, placed };
+  // Where each kernel's values go: a wanted view, else a temporary (pooled below).
+  const temps: Lifetime[] = [];
+  const lastRead = new Map<number, number>();
+  fusion.groups.forEach((g, k) => g.reads.forEach((r) => lastRead.set(r, k)));
+  const kept = new Set(outputs);
+  fusion.groups.forEach((g, k) => {
+    const arenasRead = new Set(g.reads.map((r) => arenaOf.get(r)).filter((a) => a !== undefined));
+    for (const id of g.roots) {
+      const w = wanted.get(id);
+      if (w && !arenasRead.has(w.arena)) {
+        bufferOf.set(id, b.view(w.arena, w.offset, numel(graph.shapeOf(id)), label(id)));
+        arenaOf.set(id, w.arena);
+        placed.add(id);
+      } else temps.push({ id, floats: Math.max(1, numel(graph.shapeOf(id))), def: k, lastUse: kept.has(id) || !options.reuse ? Infinity : (lastRead.get(id) ?? k) });
+    }
+  });
+  const tempBytes = { planned: 0, unplanned: temps.reduce((n, t) => n + t.floats * 4, 0) };
+  tempBytes.planned = tempBytes.unplanned;
+  if (options.reuse) {
+    const memory = planMemory(temps);
+    tempBytes.planned = memory.pools.reduce((n, f) => n + f * 4, 0);
+    const pools = memory.pools.map((floats, p) => b.root(`pool ${p}`, floats));
+    for (const t of temps) bufferOf.set(t.id, b.view(pools[memory.poolOf.get(t.id)!]!, 0, t.floats, label(t.id)));
+  } else for (const t of temps) bufferOf.set(t.id, b.root(label(t.id), t.floats));
+  const shared = (id: number) => {
+    const key = arenaKey(id);
+    return key === undefined ? undefined : { key, offset: b.specs[bufferOf.get(id)!]!.view?.offset ?? 0 };
+  };
+  // One view per distinct arena range that kernels bind.
+  const ranges = new Map<string, number>();
+  const rangeOf = (buffer: number, r: { offset: number; floats: number }) => {
+    const root = b.specs[buffer]!.view?.of ?? buffer;
+    const key = `${root} ${r.offset} ${r.floats}`;
+    let v = ranges.get(key);
+    if (v === undefined) ranges.set(key, (v = b.view(root, r.offset, r.floats, `${b.specs[root]!.label}[${r.offset}..${r.offset + r.floats})`)));
+    return v;
+  };
+  const specs = fusion.groups.map((g) => kernelOfGroup(graph, g, shared));
+  return { bufferOf, kernels: specs.map((k) => launchOf(k, bufferOf, rangeOf)), placed, fusion, specs, tempBytes };
 }
 
 /** Copies [from, to] (buffer indices; every `to` a view listed in `order`, the destination

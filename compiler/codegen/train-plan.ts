@@ -20,6 +20,8 @@ import { type Lowered, RNG_INPUT, lower } from "../ir/lower.ts";
 import type { Program } from "../check/program.ts";
 import { IRError, numel } from "../ir/primitives.ts";
 import { OPTIM_CHUNK, OPTIM_SCALARS, type OptimSpec, optimSpec, optimiserLaunch, slotsOf } from "./optim.ts";
+import type { FusionPlan } from "./fuse.ts";
+import type { Graph } from "../ir/graph.ts";
 import { Buffers, type Placement, coalescedCopies, placeValues, stateLayout } from "./state-plan.ts";
 
 /** Name of the optimiser's per-step scalar input. */
@@ -33,20 +35,28 @@ export interface PlanSummary {
   submits: 1;
   /** Distinct WGSL texts: the pipelines a runtime compiles. */
   pipelines: number;
-  /** GPU memory of all buffers, in bytes. */
+  /** GPU memory of all buffers, in bytes, as planned (with buffer reuse when planned). */
   bytes: number;
+  /** The same without buffer reuse: one buffer per value. */
+  unplannedBytes: number;
 }
 
 export interface TrainPlan extends TrainPlanInfo {
   spec: OptimSpec;
   summary: PlanSummary;
+  /** What the fusion pass decided (for --report), over `graph`. */
+  fusion: FusionPlan;
+  graph: Graph;
 }
 
 export interface InferPlan extends InferPlanInfo {
   summary: PlanSummary;
+  fusion: FusionPlan;
+  graph: Graph;
 }
 
-function summarise(buffers: BufferSpec[], kernels: KernelLaunch[], commands: Command[]): PlanSummary {
+function summarise(buffers: BufferSpec[], kernels: KernelLaunch[], commands: Command[], temps: { planned: number; unplanned: number }): PlanSummary {
+  const bytes = buffers.reduce((n, b) => n + (b.view ? 0 : Math.max(4, b.floats * 4)), 0);
   const passes = commands.filter((c) => "pass" in c) as { pass: number[] }[];
   return {
     dispatches: passes.reduce((n, c) => n + c.pass.length, 0),
@@ -54,7 +64,8 @@ function summarise(buffers: BufferSpec[], kernels: KernelLaunch[], commands: Com
     copies: commands.length - passes.length,
     submits: 1,
     pipelines: new Set(kernels.map((k) => `${k.access.join()}\n${k.wgsl}`)).size,
-    bytes: buffers.reduce((n, b) => n + (b.view ? 0 : Math.max(4, b.floats * 4)), 0),
+    bytes,
+    unplannedBytes: bytes - temps.planned + temps.unplanned,
   };
 }
 
@@ -78,6 +89,9 @@ export interface TrainPlanOptions {
   /** Also make every graph value readable, as output `%<id>` (for checks: verify). The values
    * of parameter leaves are not among them: after a step their buffers hold the new values. */
   readValues?: boolean;
+  /** Run the fusion pass (compiler/codegen/fuse.ts); false gives one kernel per IR node, for
+   * comparison (`drifac compile --no-fuse`). Default true. */
+  fuse?: boolean;
 }
 
 /** The training step of a differentiated model (buildTrainGraph / differentiateModel). */
@@ -98,7 +112,8 @@ export function planTrainStep(model: Differentiated, options: TrainPlanOptions =
   for (const [name, id] of model.grads) if (uses.get(id) === 1) wanted.set(id, { arena: grads, offset: layout.params.offsets.get(name)! });
   for (const [name, id] of model.updates) if (uses.get(id) === 1) wanted.set(id, { arena: updates, offset: layout.buffers.offsets.get(name)! });
   const outputs = [model.loss, ...model.tasks.map((t) => t.loss), ...model.grads.values(), ...model.updates.values()];
-  const { bufferOf, kernels, placed } = placeValues(model.graph, outputs, b, state, wanted);
+  // readValues keeps every stored value to the end (no buffer reuse), for checks.
+  const { bufferOf, kernels, placed, fusion, tempBytes } = placeValues(model.graph, outputs, b, state, wanted, { fusion: { enabled: options.fuse ?? true }, reuse: !options.readValues });
   const graphKernels = kernels.map((_, k) => k);
 
   // Gradients: the value's buffer when it was placed in the arena, else a view to copy into.
@@ -166,7 +181,9 @@ export function planTrainStep(model: Differentiated, options: TrainPlanOptions =
     paramNames: [...layout.params.offsets.keys()],
     bufferNames: [...layout.buffers.offsets.keys()],
     slotNames: slots.flatMap((s) => [...s.views.keys()].map((name) => b.specs[s.views.get(name)!]!.label)),
-    summary: summarise(b.specs, kernels, commands),
+    summary: summarise(b.specs, kernels, commands, tempBytes),
+    fusion,
+    graph: model.graph,
   };
 }
 
@@ -176,6 +193,8 @@ export interface InferOptions {
   mcDropout?: boolean;
   /** Also the task losses (validation): the plan then reads labels. */
   losses?: boolean;
+  /** As TrainPlanOptions.fuse. */
+  fuse?: boolean;
 }
 
 /** Inference: per task, logits and softmax probabilities, from the running statistics. */
@@ -193,7 +212,7 @@ export function planInference(program: Program, options: InferOptions): InferPla
   const { params, buffers, state } = stateArenas(b, program);
   if (options.losses && model.loss < 0) throw new IRError(`${program.model} has no tasks, so no losses to plan`);
   const lossOuts = options.losses ? [model.loss, ...model.tasks.map((t) => t.loss)] : [];
-  const { bufferOf, kernels } = placeValues(g, [...model.tasks.map((t) => t.logits), ...probs, ...lossOuts], b, state);
+  const { bufferOf, kernels, fusion, tempBytes } = placeValues(g, [...model.tasks.map((t) => t.logits), ...probs, ...lossOuts], b, state, new Map(), { fusion: { enabled: options.fuse ?? true }, reuse: true });
   const commands: Command[] = [{ pass: kernels.map((_, k) => k) }];
   const outputs: Record<string, number> = {};
   model.tasks.forEach((t, k) => {
@@ -220,6 +239,8 @@ export function planInference(program: Program, options: InferOptions): InferPla
       ...(options.losses ? { labels: t.labels, loss: `loss.${t.name}` } : {}),
     })),
     rng: hasRng ? RNG_INPUT : null,
-    summary: summarise(b.specs, kernels, commands),
+    summary: summarise(b.specs, kernels, commands, tempBytes),
+    fusion,
+    graph: g,
   };
 }

@@ -3,5 +3,6 @@
 export { acquireDevice, DeviceError, type Gpu } from "../device.ts";
 export { CompiledModelError, CompiledRunner, initialState, readCompiled, type LoadOptions, type ReadText } from "./runner.ts";
 export type { Manifest } from "./manifest.ts";
+export { GpuGradcam, GradcamRunner, argmaxRows, type GradcamMap, type GradcamOutput, type GradcamPlanInfo } from "./gradcam.ts";
 export { SyntheticData } from "../trainer/synthetic.ts";
 export type { Batch, ModelRunner } from "../trainer/types.ts";

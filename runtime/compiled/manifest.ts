@@ -4,6 +4,7 @@
 import type { InitSpec } from "../init.ts";
 import type { KernelLaunch } from "../executor.ts";
 import type { InferPlanInfo, TrainPlanInfo } from "../trainer-exec.ts";
+import type { GradcamPlanInfo } from "./gradcam.ts";
 import type { TrainSettings } from "../trainer/types.ts";
 
 export const MANIFEST_FORMAT = "drifa-compiled/1";
@@ -37,7 +38,10 @@ export interface PlanStats {
   copies: number;
   submits: number;
   pipelines: number;
+  /** Peak GPU memory of the plan's buffers, with the static memory plan (buffer reuse). */
   bytes: number;
+  /** The same without buffer reuse (every value its own buffer). */
+  unplannedBytes: number;
 }
 
 export interface BatchPlans {
@@ -46,14 +50,18 @@ export interface BatchPlans {
   infer: Stored<InferPlanInfo>;
   /** Monte Carlo dropout inference: dropout kept on where the model marks it mc. */
   mc: Stored<InferPlanInfo>;
+  /** Grad-CAM (runtime/compiled/gradcam.ts); absent in folders compiled before it existed and
+   * for models without tasks. */
+  gradcam?: Stored<GradcamPlanInfo>;
   stats: { train: PlanStats; infer: PlanStats; mc: PlanStats };
 }
 
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   model: string;
-  /** The .drifa file and --set values it was compiled from, and the compiler that did it. */
-  source: { file: string; settings: Record<string, number | string | boolean>; compiler: string; drifac: string };
+  /** The .drifa file and --set values it was compiled from, and the compiler that did it;
+   * `fuse: false` when compiled with --no-fuse (recompiles for new batch sizes keep it). */
+  source: { file: string; settings: Record<string, number | string | boolean>; compiler: string; drifac: string; fuse?: boolean };
   inputs: { name: string; shape: number[] }[];
   tasks: { name: string; classes: string[]; weight: number; data: string }[];
   train: TrainSettings;

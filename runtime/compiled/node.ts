@@ -35,7 +35,7 @@ export async function nodeDevice(manifest: Manifest): Promise<Gpu> {
 export function recompileWithBatch(dir: string, manifest: Manifest, batch: number, log: (s: string) => void): void {
   const batches = [...new Set([...Object.keys(manifest.plans).map(Number), batch])].sort((a, b) => a - b);
   const settings = Object.entries(manifest.source.settings).map(([k, v]) => `${k}=${v}`).join(",");
-  const args = [manifest.source.drifac, "compile", manifest.source.file, "-o", dir, "--batch", batches.join(","), ...(settings ? ["--set", settings] : [])];
+  const args = [manifest.source.drifac, "compile", manifest.source.file, "-o", dir, "--batch", batches.join(","), ...(settings ? ["--set", settings] : []), ...(manifest.source.fuse === false ? ["--no-fuse"] : [])];
   log(`planning ${manifest.model} for batch ${batch}: drifac ${args.slice(1).join(" ")}\n`);
   const r = spawnSync(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
   if (r.status !== 0) {

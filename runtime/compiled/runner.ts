@@ -6,6 +6,7 @@ import { acquireDevice } from "../device.ts";
 import { initTensor } from "../init.ts";
 import { GpuPredictor, GpuTrainer } from "../trainer-exec.ts";
 import type { Batch, ModelRunner, RunnerInput, RunnerTask } from "../trainer/types.ts";
+import { GpuGradcam, type GradcamOutput, type GradcamPlanInfo, explainBatch } from "./gradcam.ts";
 import { type BatchPlans, type Manifest, MANIFEST_FORMAT, hydrate } from "./manifest.ts";
 
 export type ReadText = (relative: string) => Promise<string>;
@@ -41,6 +42,7 @@ export class CompiledRunner implements ModelRunner {
   readonly tasks: RunnerTask[];
   readonly stateShapes: Record<string, readonly number[]>;
   private mc: GpuPredictor | null = null;
+  private cam: GpuGradcam | null = null;
 
   private constructor(
     readonly manifest: Manifest,
@@ -88,6 +90,25 @@ export class CompiledRunner implements ModelRunner {
     return Object.fromEntries(Object.entries(r.tasks).map(([name, t]) => [name, t.probs]));
   }
 
+  /** The modalities this folder's Grad-CAM plan explains (none when it has no such plan). */
+  get gradcamMaps(): GradcamPlanInfo["maps"] {
+    return this.plans.gradcam?.maps ?? [];
+  }
+
+  /**
+   * Grad-CAM maps of every modality for one batch, explaining for each sample the class
+   * `options.classes[i]` of `options.task`, by default the class the model predicts (argmax of
+   * the inference plan's probabilities). Model inputs missing from the batch are fed zeros. One
+   * submit for the prediction, one for the forward and backward pass of the maps.
+   */
+  async gradcam(batch: Batch, options: { task: string; classes?: ArrayLike<number>; details?: boolean }): Promise<GradcamOutput & { targets: Int32Array }> {
+    this.check(batch);
+    const plan = this.plans.gradcam;
+    if (!plan) throw new CompiledModelError(`this folder has no Grad-CAM plan for batch ${this.batch}: recompile it with this drifa (drifac compile)`);
+    this.cam ??= await GpuGradcam.create(this.gpu, hydrate(plan, this.shaders), this.trainer.exec);
+    return explainBatch(this.predictor, this.cam, batch, options);
+  }
+
   /** Mean cross-entropy over the valid items of each task, from the inference probabilities
    * (so padded items of a last batch never count). */
   async evalLoss(batch: Batch): Promise<{ loss: number; taskLosses: Record<string, number> }> {
@@ -121,6 +142,7 @@ export class CompiledRunner implements ModelRunner {
   }
 
   destroy(): void {
+    this.cam?.destroy();
     this.mc?.exec.destroy();
     this.predictor.exec.destroy();
     this.trainer.destroy();

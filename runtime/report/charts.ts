@@ -68,6 +68,13 @@ export function curvesSpec(log: readonly EpochLog[], task: string): TopLevelSpec
     if (finite(r.accuracy)) values.push({ epoch: r.epoch, split, metric: "accuracy", value: r.accuracy! });
   }
   if (values.length === 0) throw new Error(`curvesSpec: no finite loss or accuracy logged for task "${task}"`);
+  // Epochs are integers: ticks at least 1 apart, printed as integers. With one epoch the domain
+  // is a single point, whose tick Vega prints with six decimals ("1.000000") and whose point
+  // sits on the axis' edge, so the domain is widened by half an epoch each side.
+  const epochs = values.map((v) => v.epoch);
+  const first = Math.min(...epochs);
+  const single = epochs.every((e) => e === first);
+  const epochX = { axis: { format: "d", tickMinStep: 1 }, ...(single ? { scale: { domain: [first - 0.5, first + 0.5] } } : {}) };
   const panel = (metric: string, title: string, extraY: object = {}) => ({
     title,
     width: 320,
@@ -75,7 +82,7 @@ export function curvesSpec(log: readonly EpochLog[], task: string): TopLevelSpec
     transform: [{ filter: `datum.metric === '${metric}'` }],
     mark: { type: "line" as const, point: { size: 20 } },
     encoding: {
-      x: { field: "epoch", type: "quantitative" as const, title: "epoch", axis: { tickMinStep: 1 } },
+      x: { field: "epoch", type: "quantitative" as const, title: "epoch", ...epochX },
       y: { field: "value", type: "quantitative" as const, title: metric, ...extraY },
       color: {
         field: "split",

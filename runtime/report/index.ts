@@ -32,3 +32,4 @@ export {
   type ReportInput,
   type UncertainSection,
 } from "./html.ts";
+export { renderGradcamHtml, writeGradcamPage, type GradcamFigure, type GradcamPage, type GradcamSection } from "./gradcam.ts";

@@ -34,6 +34,13 @@ function modelModule(f: SourceFile, manifest: Manifest): void {
   constant(f, "tasks", manifest.tasks, "Classification tasks: classes, loss weight, and the input whose data supplies the labels.");
   constant(f, "parameters", manifest.parameters.map((p) => ({ name: p.name, shape: p.shape, role: p.role })), "Parameters and buffers by stable name, in checkpoint order.");
   constant(f, "batchSizes", Object.keys(manifest.plans).map(Number), "Batch sizes this folder holds plans for (shapes are constants in the kernels).");
+  const firstPlans = Object.values(manifest.plans)[0];
+  constant(
+    f,
+    "gradcamMaps",
+    (firstPlans?.gradcam?.maps ?? []).map((m) => ({ input: m.input, activation: m.scope, shape: m.shape })),
+    "Grad-CAM: per modality, the activation explained (the last convolution stage of its branch) and its [C, H, W]; run it with `runner.gradcam(batch, { task })`.",
+  );
   constant(f, "stepStats", Object.fromEntries(Object.entries(manifest.plans).map(([b, p]) => [b, p.stats])), "Per batch size and plan: dispatches, passes, copies and submits per run, pipelines, GPU bytes.");
   f.addFunction({
     kind: StructureKind.Function,

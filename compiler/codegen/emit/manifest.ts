@@ -7,6 +7,7 @@ import type { Program } from "../../check/program.ts";
 import { differentiateModel } from "../../ir/autodiff.ts";
 import { lower } from "../../ir/lower.ts";
 import { planInference, planTrainStep } from "../train-plan.ts";
+import { planGradcam } from "../gradcam-plan.ts";
 
 export interface CompiledOutput {
   manifest: Manifest;
@@ -44,11 +45,14 @@ export class ShaderTable {
   }
 }
 
-/** The runtime's plan data: the compiler-side summary and optimiser spec stay behind. */
+/** The runtime's plan data: the compiler-side summary, optimiser spec, graph and fusion
+ * decisions stay behind. */
 function planData<P extends { summary: unknown }>(p: P): Omit<P, "summary"> {
-  const rest: Partial<P> & { spec?: unknown } = { ...p };
+  const rest: Partial<P> & { spec?: unknown; fusion?: unknown; graph?: unknown } = { ...p };
   delete rest.summary;
   delete rest.spec;
+  delete rest.fusion;
+  delete rest.graph;
   return rest as Omit<P, "summary">;
 }
 
@@ -58,17 +62,29 @@ export interface SourceInfo {
   drifac: string;
 }
 
-export function compileProgram(program: Program, batches: number[], source: SourceInfo): CompiledOutput {
+export interface CompileOptions {
+  /** The fusion pass (default on); `drifac compile --no-fuse` turns it off for comparison. */
+  fuse?: boolean;
+  /** Called with each batch size's training plan (for --report). */
+  onTrainPlan?: (batch: number, plan: ReturnType<typeof planTrainStep>) => void;
+}
+
+export function compileProgram(program: Program, batches: number[], source: SourceInfo, options: CompileOptions = {}): CompiledOutput {
+  const fuse = options.fuse ?? true;
   const table = new ShaderTable();
   const plans: Record<string, BatchPlans> = {};
   for (const batch of batches) {
-    const train = planTrainStep(differentiateModel(lower(program, { batch, mode: "train" })));
-    const infer = planInference(program, { batch });
-    const mc = planInference(program, { batch, mcDropout: true });
+    const train = planTrainStep(differentiateModel(lower(program, { batch, mode: "train" })), { fuse });
+    options.onTrainPlan?.(batch, train);
+    const infer = planInference(program, { batch, fuse });
+    const mc = planInference(program, { batch, mcDropout: true, fuse });
+    const gradcam = planGradcam(program, batch);
     plans[String(batch)] = {
       train: table.strip(planData(train)),
       infer: table.strip(planData(infer)),
       mc: table.strip(planData(mc)),
+      // Null for a model with no class score or no convolution branch to explain.
+      ...(gradcam ? { gradcam: table.strip(planData(gradcam)) } : {}),
       stats: { train: train.summary, infer: infer.summary, mc: mc.summary },
     };
   }
@@ -82,7 +98,7 @@ export function compileProgram(program: Program, batches: number[], source: Sour
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     model: program.model,
-    source: { file: path.resolve(source.file), settings: program.settings, compiler: source.compiler, drifac: source.drifac },
+    source: { file: path.resolve(source.file), settings: program.settings, compiler: source.compiler, drifac: source.drifac, ...(fuse ? {} : { fuse: false }) },
     inputs: program.inputs.map((i) => ({ name: i.name, shape: i.shape.slice(1).map((a) => a.size.value!) })),
     tasks: program.tasks.map((t) => ({ name: t.name, classes: t.classes, weight: t.weight, data: t.data })),
     train: program.train,

@@ -4,11 +4,11 @@
 // stored as f32.
 import { type KernelEmitter, f32, u32, vec4Fits } from "./kernel.ts";
 
-type Unary = "neg" | "exp" | "log" | "sqrt" | "relu" | "sigmoid";
-type Binary = "add" | "sub" | "mul" | "div" | "maximum" | "minimum" | "gt" | "ge";
+export type Unary = "neg" | "exp" | "log" | "sqrt" | "relu" | "sigmoid";
+export type Binary = "add" | "sub" | "mul" | "div" | "maximum" | "minimum" | "gt" | "ge";
 
 /** An expression of `a` (and `b`) that works for f32 and vec4<f32> alike (T is the type). */
-const unaryExpr: { [P in Unary]: (a: string, T: string) => string } = {
+export const unaryExpr: { [P in Unary]: (a: string, T: string) => string } = {
   neg: (a) => `-${a}`,
   exp: (a) => `exp(${a})`,
   log: (a) => `log(${a})`,
@@ -19,7 +19,7 @@ const unaryExpr: { [P in Unary]: (a: string, T: string) => string } = {
   sigmoid: (a, T) => `select(exp(${a}) / (${T}(1.0) + exp(${a})), ${T}(1.0) / (${T}(1.0) + exp(-${a})), ${a} >= ${T}(0.0))`,
 };
 
-const binaryExpr: { [P in Binary]: (a: string, b: string, T: string) => string } = {
+export const binaryExpr: { [P in Binary]: (a: string, b: string, T: string) => string } = {
   add: (a, b) => `${a} + ${b}`,
   sub: (a, b) => `${a} - ${b}`,
   mul: (a, b) => `${a} * ${b}`,
@@ -59,7 +59,7 @@ function binary<P extends Binary>(p: P): KernelEmitter<P> {
 
 // The same hash as pcgHash in compiler/ir/rules/layout.ts; u32 arithmetic wraps in WGSL as
 // Math.imul / >>> 0 do in the reference.
-const PCG = `fn pcg(v: u32) -> u32 {
+export const PCG = `fn pcg(v: u32) -> u32 {
   let state = v * 747796405u + 2891336453u;
   let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
   return (word >> 22u) ^ word;

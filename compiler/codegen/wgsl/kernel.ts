@@ -16,6 +16,9 @@ export interface KernelBinding {
   /** Graph value bound here. */
   value: number;
   access: "read" | "write";
+  /** Bind this range (in floats) of the buffer the value is a view of, instead of the value
+   * alone: several tensors of a parameter arena through one binding. */
+  range?: { offset: number; floats: number };
 }
 
 /** An alternative schedule of a kernel: same bindings, same output, different WGSL and grid
@@ -140,16 +143,20 @@ function attrsText(attrs: unknown): string {
   return s === "{}" ? "" : ` ${s}`;
 }
 
-/** Wraps an emitter's body into a complete compute shader and its dispatch. */
-export function assemble<P extends Prim>(ctx: KernelContext<P>, k: KernelBody): KernelSpec {
-  const node = ctx.node;
-  const nIn = node.inputs.length;
-  const types = k.types ?? [];
+/** A storage binding of a module: its variable name, element type and access. */
+export interface ModuleBinding {
+  name: string;
+  type: "f32" | "vec4<f32>";
+  write: boolean;
+}
+
+/** A complete compute shader around a body (bindings at @group(0) in the order given, the
+ * invocation index, the bounds guard) and its dispatch grid. */
+export function computeModule(comment: string, bindings: readonly ModuleBinding[], k: KernelBody): Pick<KernelSpec, "wgsl" | "workgroupSize" | "dispatch"> {
   const mode = k.mode ?? "invocation";
   const wg = k.workgroupSize ?? WORKGROUP;
   const groups = mode === "workgroup" ? k.invocations : Math.ceil(k.invocations / wg);
   const { dispatch, strideY } = grid(groups, mode === "workgroup" ? 1 : wg);
-  const decl = (name: string, b: number, access: string) => `@group(0) @binding(${b}) var<storage, ${access}> ${name}: array<${types[b] ?? "f32"}>;`;
   const head = mode === "workgroup"
     ? [
         `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {`,
@@ -162,13 +169,11 @@ export function assemble<P extends Prim>(ctx: KernelContext<P>, k: KernelBody): 
         `  let i = gid.x + gid.y * ${u32(strideY)};`,
         `  if (i >= ${u32(k.invocations)}) { return; }`,
       ];
-  const ins = node.inputs.map((_, j) => ctx.inShapes[j]!);
   const text = `${k.decls ?? ""}\n${k.body}`;
   const specials = SPECIALS.filter(([name]) => text.includes(name)).map(([, decl]) => decl);
   const wgsl = [
-    `// drifa kernel: ${node.prim}(${ins.map(fmtShape).join(", ")})${attrsText(ctx.attrs)} -> ${fmtShape(ctx.outShape)}`,
-    ...node.inputs.map((_, j) => decl(`x${j}`, j, "read")),
-    decl("y", nIn, "read_write"),
+    comment,
+    ...bindings.map((b, j) => `@group(0) @binding(${j}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: array<${b.type}>;`),
     ...specials,
     ...(k.decls ? ["", k.decls.trim()] : []),
     "",
@@ -181,13 +186,21 @@ export function assemble<P extends Prim>(ctx: KernelContext<P>, k: KernelBody): 
     "}",
     "",
   ].join("\n");
+  return { wgsl, workgroupSize: [wg, 1, 1], dispatch };
+}
+
+/** Wraps an emitter's body into a complete compute shader and its dispatch. */
+export function assemble<P extends Prim>(ctx: KernelContext<P>, k: KernelBody): KernelSpec {
+  const node = ctx.node;
+  const types = k.types ?? [];
+  const ins = node.inputs.map((_, j) => ctx.inShapes[j]!);
+  const bindings: ModuleBinding[] = [...node.inputs.map((_, j) => ({ name: `x${j}`, type: types[j] ?? "f32", write: false })), { name: "y", type: types[node.inputs.length] ?? "f32", write: true }];
+  const module = computeModule(`// drifa kernel: ${node.prim}(${ins.map(fmtShape).join(", ")})${attrsText(ctx.attrs)} -> ${fmtShape(ctx.outShape)}`, bindings, k);
   return {
     node: node.id,
     label: `%${node.id} ${node.prim}`,
-    wgsl,
     entryPoint: "main",
     bindings: [...node.inputs.map((value) => ({ value, access: "read" as const })), { value: node.id, access: "write" as const }],
-    workgroupSize: [wg, 1, 1],
-    dispatch,
+    ...module,
   };
 }

@@ -11,7 +11,7 @@ type Layout = "broadcast" | "reduce" | "argmask" | "concat" | "slice" | "reshape
 
 /** Per axis of `big`, the stride in `small` of the small axis aligned with it, or 0 where the
  * axis is broadcast / reduced (no small axis, or a small axis of size 1). */
-function smallStep(small: readonly number[], big: readonly number[], axes: readonly number[]): number[] {
+export function smallStep(small: readonly number[], big: readonly number[], axes: readonly number[]): number[] {
   const ss = strides(small);
   const step = new Array<number>(big.length).fill(0);
   axes.forEach((a, i) => {
@@ -28,16 +28,16 @@ const broadcast: KernelEmitter<"broadcast"> = ({ attrs, inShapes, outShape }) =>
 
 /** A reduction group: where it starts in x for output index `i`, and the reduced axes
  * (size, stride in x), outermost first, so loops visit the group in row-major order. */
-interface Groups {
+export interface Groups {
   base: string;
   reduced: [number, number][];
   count: number;
 }
 
-function groups(a: PrimAttrs["reduce"] | PrimAttrs["argmask"], xs: readonly number[]): Groups {
+export function groups(a: PrimAttrs["reduce"] | PrimAttrs["argmask"], xs: readonly number[], index = "i"): Groups {
   const xst = strides(xs);
   const step = smallStep(a.shape, xs, a.axes);
-  const base = linear(a.shape.map((_, k) => [coord("i", a.shape, k), a.shape[k] === 1 ? 0 : xst[a.axes[k]!]!]));
+  const base = linear(a.shape.map((_, k) => [coord(index, a.shape, k), a.shape[k] === 1 ? 0 : xst[a.axes[k]!]!]));
   const reduced: [number, number][] = [];
   xs.forEach((size, ax) => {
     if (step[ax] === 0 && size > 1) reduced.push([size, xst[ax]!]);
@@ -47,7 +47,7 @@ function groups(a: PrimAttrs["reduce"] | PrimAttrs["argmask"], xs: readonly numb
 
 /** Nested loops over a group, in a block of their own; `inner` sees the element's offset in x
  * as `off`. */
-function loops(g: Groups, inner: string): string {
+export function loops(g: Groups, inner: string): string {
   const lines: string[] = [`let o0 = ${g.base};`];
   g.reduced.forEach(([size, stride], k) => {
     lines.push(`${"  ".repeat(k)}for (var r${k} = 0u; r${k} < ${u32(size)}; r${k}++) {`);
@@ -60,13 +60,13 @@ function loops(g: Groups, inner: string): string {
   return `{\n${lines.map((l) => `  ${l}`).join("\n")}\n}`;
 }
 
-const INIT = { sum: "0.0", max: f32(-Infinity), min: f32(Infinity) };
-const combine = (op: "sum" | "max" | "min", a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `${op}(${a}, ${b})`);
+export const INIT = { sum: "0.0", max: f32(-Infinity), min: f32(Infinity) };
+export const combine = (op: "sum" | "max" | "min", a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `${op}(${a}, ${b})`);
 
 /** Groups at least this large, and at most this many, are reduced by a workgroup each. */
-const TREE_MIN_GROUP = 1024;
-const TREE_MAX_OUTPUTS = 1024;
-const TREE_LANES = 64;
+export const TREE_MIN_GROUP = 1024;
+export const TREE_MAX_OUTPUTS = 1024;
+export const TREE_LANES = 64;
 
 function treeReduce(op: "sum" | "max" | "min", g: Groups, outputs: number): KernelBody {
   // Offset of the r-th element of the group: r decomposed row-major over the reduced axes.
