@@ -8,7 +8,7 @@
 // are used, as ours; the update is a few [C]-sized ops); dropout masks come from jax-js's
 // threefry PRNG instead of our PCG hash (same rate); Adam's epsilon 1e-7 (ours reads the model's
 // train section).
-import { adapterName, checkLosses, countDispatches, emit, installNavigatorGpu, log, median, peerArgs } from "./peer-env.ts";
+import { adapterName, countDispatches, emit, installNavigatorGpu, log, median, peerArgs, timeSteps } from "./peer-env.ts";
 import { BENCH_CONFIG, type NetConfig, type Ops, describeNet, forward, initialValues, syntheticBatch } from "./net-spec.ts";
 
 const gpu = installNavigatorGpu();
@@ -172,29 +172,15 @@ async function main(): Promise<void> {
     return [np2, nm, nv, loss];
   };
   let p = params;
-  const losses: number[] = [];
-  const times: number[] = [];
-  let firstStepMs = 0;
-  let dispatchesPerStep: number | undefined;
-  const total = args.warmup + args.steps;
-  for (let t = 1; t <= total; t++) {
+  const { losses, times, firstStepMs, dispatchesPerStep } = await timeSteps("jax", args, dispatches, async (t) => {
     const lr = 1e-3 * Math.sqrt(1 - B2 ** t) / (1 - B1 ** t);
-    const d0 = dispatches.get();
-    const t0 = performance.now();
     const out = step(p, m, v, np.array([lr]).reshape([]), inputs.map((x) => x.ref), labels.map((y) => y.ref), random.key(t)) as unknown as [Record<string, A>, Record<string, A>, Record<string, A>, A];
     [p, m, v] = out;
     await jax.blockUntilReady(out);
     const loss = (await out[3].data())[0]!;
-    const ms = performance.now() - t0;
     out[3].dispose();
-    losses.push(loss);
-    if (t === 1) firstStepMs = ms;
-    if (t > args.warmup) times.push(ms);
-    if (t === total) dispatchesPerStep = dispatches.get() - d0;
-    log(`jax: step ${t}/${total} ${ms.toFixed(0)} ms, loss ${loss.toFixed(4)}`);
-    if (t <= 2) checkLosses("jax", losses);
-  }
-  checkLosses("jax", losses);
+    return loss;
+  });
   emit({
     peer: "jax-js",
     version: "0.1.25",

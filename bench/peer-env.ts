@@ -83,3 +83,27 @@ export function countDispatches(): { get: () => number } {
   }
   return { get: () => n };
 }
+
+/** Runs `warmup + steps` training steps (each resolving to its loss once the GPU is done),
+ * checks the losses stay finite, and times them: the median over the steps after warm-up. */
+export async function timeSteps(peer: string, args: PeerArgs, dispatches: { get: () => number }, step: (t: number) => Promise<number>): Promise<{ losses: number[]; times: number[]; firstStepMs: number; dispatchesPerStep?: number }> {
+  const losses: number[] = [];
+  const times: number[] = [];
+  let firstStepMs = 0;
+  let dispatchesPerStep: number | undefined;
+  const total = args.warmup + args.steps;
+  for (let t = 1; t <= total; t++) {
+    const d0 = dispatches.get();
+    const t0 = performance.now();
+    const loss = await step(t);
+    const ms = performance.now() - t0;
+    losses.push(loss);
+    if (t === 1) firstStepMs = ms;
+    if (t > args.warmup) times.push(ms);
+    if (t === total) dispatchesPerStep = dispatches.get() - d0;
+    log(`${peer}: step ${t}/${total} ${ms.toFixed(0)} ms, loss ${loss.toFixed(4)}`);
+    if (t <= 2) checkLosses(peer, losses);
+  }
+  checkLosses(peer, losses);
+  return { losses, times, firstStepMs, ...(dispatchesPerStep ? { dispatchesPerStep } : {}) };
+}

@@ -8,7 +8,7 @@
 // tf.fused ops with their bias (what tf.layers emits). Deviations, in bench/README.md:
 // batchnorm running statistics are not updated; dropout masks from tf.dropout; Adam's epsilon
 // 1e-7 (TensorFlow.js's default).
-import { adapterName, checkLosses, countDispatches, emit, installNavigatorGpu, log, median, peerArgs } from "./peer-env.ts";
+import { adapterName, countDispatches, emit, installNavigatorGpu, log, median, peerArgs, timeSteps } from "./peer-env.ts";
 import { BENCH_CONFIG, type Ops, describeNet, forward, initialValues, syntheticBatch, toNHWC } from "./net-spec.ts";
 
 const gpu = installNavigatorGpu();
@@ -106,27 +106,13 @@ async function main(): Promise<void> {
     return cfg.heads.map((h, i) => tf.losses.softmaxCrossEntropy(labels[i]!, logits[i]!).mul(h.weight)).reduce((a, b) => a.add(b)) as import("@tensorflow/tfjs").Scalar;
   };
 
-  const losses: number[] = [];
-  const times: number[] = [];
-  let firstStepMs = 0;
-  let dispatchesPerStep: number | undefined;
-  const total = args.warmup + args.steps;
-  for (let t = 1; t <= total; t++) {
-    const d0 = dispatches.get();
-    const t0 = performance.now();
+  const { losses, times, firstStepMs, dispatchesPerStep } = await timeSteps("tfjs", args, dispatches, async () => {
     const lossT = tf.tidy(() => optimizer.minimize(lossFn, true, varList)!);
     // data() submits everything recorded (the Adam updates included) and maps after it ran.
     const loss = (await lossT.data())[0]!;
-    const ms = performance.now() - t0;
     lossT.dispose();
-    losses.push(loss);
-    if (t === 1) firstStepMs = ms;
-    if (t > args.warmup) times.push(ms);
-    if (t === total) dispatchesPerStep = dispatches.get() - d0;
-    log(`tfjs: step ${t}/${total} ${ms.toFixed(0)} ms, loss ${loss.toFixed(4)}`);
-    if (t <= 2) checkLosses("tfjs", losses);
-  }
-  checkLosses("tfjs", losses);
+    return loss;
+  });
   emit({
     peer: "tfjs",
     version: tf.version.tfjs,

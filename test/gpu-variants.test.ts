@@ -106,53 +106,43 @@ const convs: typeof convCases = [
   [[2, 5, 9, 7], [18, 5, 3, 3], { stride: 1, padding: 1, dilation: 1, groups: 1 }],
 ];
 
+/** A graph with the three convolution primitives of one case, inputs named x0, x1, x2. */
+function convTriple([xs, ws, a]: (typeof convCases)[number]) {
+  const g = new Graph();
+  const x = g.input("x0", xs);
+  const w = g.input("x1", ws);
+  const y = g.input("x2", g.shapeOf(g.emit("conv2d", [x, w], a)));
+  const tag = `${xs}*${ws} ${JSON.stringify(a)}`;
+  const outputs: Record<string, number> = {
+    [`conv2d ${tag}`]: g.emit("conv2d", [x, w], a),
+    [`conv2d_input_grad ${tag}`]: g.emit("conv2d_input_grad", [y, w], { ...a, h: xs[2]!, w: xs[3]! }),
+    [`conv2d_weight_grad ${tag}`]: g.emit("conv2d_weight_grad", [x, y], { ...a, k: ws[2]! }),
+  };
+  return { g, inputs: [x, w, y], outputs, tag };
+}
+
 gpuTest("tiled conv2d, conv2d_input_grad, conv2d_weight_grad agree with the interpreter", async () => {
-  for (const [xs, ws, a] of convs) {
-    const g = new Graph();
-    const x = g.input("x0", xs);
-    const w = g.input("x1", ws);
-    const ys = g.shapeOf(g.emit("conv2d", [x, w], a));
-    const y = g.input("x2", ys);
-    const tag = `${xs}*${ws} ${JSON.stringify(a)}`;
-    await variantAgrees(g, [x, w, y], {
-      [`conv2d ${tag}`]: g.emit("conv2d", [x, w], a),
-      [`conv2d_input_grad ${tag}`]: g.emit("conv2d_input_grad", [y, w], {
-        ...a,
-        h: xs[2]!,
-        w: xs[3]!,
-      }),
-      [`conv2d_weight_grad ${tag}`]: g.emit("conv2d_weight_grad", [x, y], {
-        ...a,
-        k: ws[2]!,
-      }),
-    });
+  for (const c of convs) {
+    const { g, inputs, outputs } = convTriple(c);
+    await variantAgrees(g, inputs, outputs);
   }
 });
 
 // The register-blocked family (conv-blocked.ts) on its own cases (see conv-cases.ts).
 gpuTest("blocked conv2d, conv2d_input_grad, conv2d_weight_grad agree with the interpreter", async () => {
-  for (const [xs, ws, a] of blockedConvCases) {
-    const g = new Graph();
-    const x = g.input("x0", xs);
-    const w = g.input("x1", ws);
-    const ys = g.shapeOf(g.emit("conv2d", [x, w], a));
-    const y = g.input("x2", ys);
-    const tag = `${xs}*${ws} ${JSON.stringify(a)}`;
+  for (const c of blockedConvCases) {
+    const { g, inputs, outputs, tag } = convTriple(c);
+    const a = c[2];
     const attach = (id: number) => {
       const node = g.node(id);
       return blockedVariant({ node, attrs: node.attrs, inShapes: node.inputs.map((i) => g.shapeOf(i)), outShape: node.shape }, { force: true });
-    };
-    const outputs: Record<string, number> = {
-      [`conv2d ${tag}`]: g.emit("conv2d", [x, w], a),
-      [`conv2d_input_grad ${tag}`]: g.emit("conv2d_input_grad", [y, w], { ...a, h: xs[2]!, w: xs[3]! }),
-      [`conv2d_weight_grad ${tag}`]: g.emit("conv2d_weight_grad", [x, y], { ...a, k: ws[2]! }),
     };
     // The input gradient of a strided convolution (a scatter) has no blocked form.
     if (a.stride > 1) {
       assert.equal(attach(outputs[`conv2d_input_grad ${tag}`]!), undefined);
       delete outputs[`conv2d_input_grad ${tag}`];
     }
-    await variantAgrees(g, [x, w, y], outputs, "blocked", attach);
+    await variantAgrees(g, inputs, outputs, "blocked", attach);
   }
 });
 
