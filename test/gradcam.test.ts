@@ -26,42 +26,11 @@ import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { imageSources } from "../runtime/report/index.ts";
 import type { Batch } from "../runtime/trainer/types.ts";
 import { bindData, evalLoader, loadDataArgs, toModelBatch } from "../runtime/workflow/index.ts";
-import { drifac, root, scratch } from "./helpers.ts";
+import { TINY_MODEL, drifac, root, scratch } from "./helpers.ts";
 
-const TINY = `import { MIFA } from "./lib/mifa.drifa"
 
-model Tiny(width: int = 4, size: int = 16) {
-  input skin: [N, C: 3, H: size, W: size]
-  input cervix: [N, C: 3, H: size, W: size]
-  names = ["skin", "cervix"]
-  xs = [
-    relu(batchnorm(conv(x, width, k: 3, stride: 2) as "{m}.conv1") as "{m}.bn1")
-    for m, x in zip(names, [skin, cervix])
-  ]
-  xs = MIFA(xs) as "mifa"
-  xs = [relu(conv(x, width, k: 3) as "{m}.conv2") for m, x in zip(names, xs)]
-  features = gap(concat(xs))
-  task skin_dx: classify(
-    dense(features, 7) as "skin_head",
-    classes: ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"],
-    weight: 0.5,
-    data: skin,
-  )
-  task cervix_dx: classify(
-    dense(features, 5) as "cervix_head",
-    classes: ["Dyskeratotic", "Koilocytotic", "Metaplastic", "Parabasal", "Superficial-Intermediate"],
-    weight: 0.5,
-    data: cervix,
-  )
-  train {
-    optimizer: adam(lr: 1e-2)
-    batch: 4
-    epochs: 1
-  }
-}
-`;
 
-const dir = scratch({ "tiny.drifa": TINY });
+const dir = scratch({ "tiny.drifa": TINY_MODEL });
 const model = path.join(dir, "tiny.drifa");
 const data = path.join(dir, "data");
 const run = path.join(dir, "run");
