@@ -22,6 +22,7 @@ import { numel } from "../compiler/ir/primitives.ts";
 import { type Gpu, acquireDevice } from "../runtime/device.ts";
 import { createResources, encodeReadback } from "../runtime/executor.ts";
 import { gemmDispatch, gemmWgsl } from "./gemm.ts";
+import { modulationGraph } from "./modulation-graph.ts";
 import { median, prepare, randomData } from "./timing.ts";
 
 export interface KernelRow {
@@ -78,27 +79,6 @@ export function convKernel(prim: (typeof CONV_PRIMS)[number], channels: number, 
 }
 
 // ---- The modulation: x * sigmoid(wd * d + wl * l) * wc (models/lib/mfa.drifa) ----
-
-/** The modulation and its six gradients as IR: y and [dx, dd, dl, dwd, dwl, dwc] for the
- * cotangent `g` of y (the loss sum(y * g)). */
-export function modulationGraph(N: number, C: number, H: number, W: number) {
-  const gr = new Graph();
-  const big = [N, C, H, W];
-  const x = gr.param("x", big);
-  const d = gr.param("d", [N, C]);
-  const l = gr.param("l", [N, C]);
-  const wd = gr.param("wd", []);
-  const wl = gr.param("wl", [C]);
-  const wc = gr.param("wc", [C]);
-  const cot = gr.input("g", big);
-  const z = gr.emit("add", [gr.emit("mul", [gr.emit("broadcast", [wd], { shape: [N, C], axes: [] }), d], {}), gr.emit("mul", [gr.emit("broadcast", [wl], { shape: [N, C], axes: [1] }), l], {})], {});
-  const att = gr.emit("broadcast", [gr.emit("sigmoid", [z], {})], { shape: big, axes: [0, 1] });
-  const y = gr.emit("mul", [gr.emit("mul", [x, att], {}), gr.emit("broadcast", [wc], { shape: big, axes: [1] })], {});
-  const loss = sumTo(gr, gr.emit("mul", [y, cot], {}), [], []);
-  const wrt = [x, d, l, wd, wl, wc];
-  const { byValue } = differentiate(gr, loss, wrt);
-  return { graph: gr, y, grads: wrt.map((v) => byValue.get(v)!), names: ["x", "d", "l", "wd", "wl", "wc"] };
-}
 
 /** Hand-fused WGSL: the forward (one kernel) and the backward (two kernels: per (n, c) the
  * elementwise dx and the reductions over H, W; then per channel the reductions over n). Small
@@ -216,14 +196,14 @@ export let lastModulationErrors: Record<string, number> = {};
 export async function benchModulation(gpu: Gpu, runs: number, shape: [number, number, number, number] = [16, 64, 32, 32]) {
   const [N, C, H, W] = shape;
   const NC = N * C;
-  const m = modulationGraph(N, C, H, W);
+  const m = modulationGraph("model", [N, C, H, W], { packed: true });
   const outputs = [m.y, ...m.grads];
-  const plan = planGraph(m.graph, outputs, { fuse: true });
+  const plan = planGraph(m.g, outputs, { fuse: true });
   const res = await createResources(gpu, plan.buffers, plan.kernels);
   // Feeds: the leaves by name.
   const data: Record<string, Float32Array> = {
     x: randomData(NC * H * W, 3),
-    g: randomData(NC * H * W, 4),
+    dy: randomData(NC * H * W, 4),
     d: randomData(NC, 5),
     l: randomData(NC, 6),
     wd: Float32Array.of(0.7),
@@ -258,7 +238,7 @@ export async function benchModulation(gpu: Gpu, runs: number, shape: [number, nu
   const f = await prepare(gpu, { wgsl: hf.fwd.wgsl, floats: [big, p.length, big], access: ["read", "read", "write"], dispatch: hf.fwd.dispatch, label: "hand-fused forward" }, [data.x, p]);
   const b1 = await prepare(gpu, { wgsl: hf.back1.wgsl, floats: [big, big, p.length, big, 5 * NC], access: ["read", "read", "read", "write", "write"], dispatch: hf.back1.dispatch, label: "hand-fused backward 1" }, [
     data.x,
-    data.g,
+    data.dy,
     p,
   ]);
   const b2 = await prepare(gpu, { wgsl: hf.back2.wgsl, floats: [5 * NC, 1 + 2 * C], access: ["read", "write"], dispatch: hf.back2.dispatch, label: "hand-fused backward 2" });
@@ -286,7 +266,7 @@ export async function benchModulation(gpu: Gpu, runs: number, shape: [number, nu
     qH.slice(1, 1 + C),
     qH.slice(1 + C, 1 + 2 * C),
   ];
-  const names = ["y", ...m.names.map((n) => `d${n}`)];
+  const names = ["y", "dx", "dd", "dl", "dwd", "dwl", "dwc"];
   // Two f32 computations summing 1024 products of random signs in different orders: dd and dl
   // (through s = sum of g*x, with cancellation) differ by about 1e-4 relative; the rest by less
   // than 2e-5.

@@ -3,9 +3,6 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { main } from "../compiler/cli/main.ts";
-import { differentiate } from "../compiler/ir/autodiff.ts";
-import { add, broadcastTo, mul, sumTo } from "../compiler/ir/emit.ts";
-import { Graph } from "../compiler/ir/graph.ts";
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
@@ -32,29 +29,7 @@ export function libraryFiles(): string[] {
   return fs.readdirSync(path.join(root, "models/lib")).filter((f) => f.endsWith(".drifa")).map((f) => path.join(root, "models/lib", f));
 }
 
-/** x * sigmoid(wd * d + wl * l) * wc, as models/lib/mfa.drifa writes it: d and l per sample
- * and channel ([N, C], "model") or per element ("full"); wd a scalar, wl and wc per channel. */
-export function modulationGraph(variant: "model" | "full", [N, C, H, W]: number[]) {
-  const g = new Graph();
-  const big = [N!, C!, H!, W!];
-  const small = variant === "full" ? big : [N!, C!];
-  const x = g.input("x", big);
-  const d = g.input("d", small);
-  const l = g.input("l", small);
-  const dy = g.input("dy", big);
-  const wd = g.param("wd", []);
-  const wl = g.param("wl", [C!]);
-  const wc = g.param("wc", [C!]);
-  const a = add(g, mul(g, broadcastTo(g, wd, small, []), d), mul(g, broadcastTo(g, wl, small, [1]), l));
-  const s = g.emit("sigmoid", [variant === "full" ? a : broadcastTo(g, a, big, [0, 1])], {});
-  const y = mul(g, mul(g, x, s), broadcastTo(g, wc, big, [1]));
-  // Backward from an upstream gradient dy: the loss <y, dy>.
-  const loss = sumTo(g, mul(g, y, dy), [], []);
-  const wrt = [x, d, l, wd, wl, wc];
-  const grads = differentiate(g, loss, wrt);
-  return { g, y, grads: wrt.map((v) => grads.byValue.get(v)!) };
-}
-
+export { modulationGraph } from "../bench/modulation-graph.ts";
 
 /** A small two-modality model (a conv per modality, MIFA, a conv, global pooling, two heads)
  * that learns `drifac synth` images in a few epochs; write it with scratch() (it imports lib/). */

@@ -108,6 +108,8 @@ export interface EvalContext {
 export interface Emitter {
   emit<P extends Prim>(prim: P, inputs: number[], attrs: PrimAttrs[P]): number;
   shapeOf(id: number): number[];
+  /** A value's node (rules may look at how their cotangent was built). */
+  node(id: number): IRNode;
 }
 
 /**

@@ -62,6 +62,8 @@ class Bindings {
     writes: readonly number[],
     vecKernel: boolean,
     shared: SharedPlacement = () => undefined,
+    /** Writes that may be vec4 (default: all, when the kernel is). */
+    vecWrite: (v: number) => boolean = () => true,
   ) {
     const byKey = new Map<string, number>();
     const vecOk = (v: number) => vecKernel && numel(graph.shapeOf(v)) % 4 === 0;
@@ -96,7 +98,7 @@ class Bindings {
     }
     writes.forEach((v, j) => {
       this.slotOf.set(v, this.slots.length);
-      this.slots.push({ name: `y${j}`, value: v, write: true, vec: vecOk(v) });
+      this.slots.push({ name: `y${j}`, value: v, write: true, vec: vecOk(v) && vecWrite(v) });
     });
   }
 
@@ -229,7 +231,7 @@ class ExprBuilder {
     const src = (i: string) => linear(big.map((_, a) => [coord(i, big, a), step[a]!]));
     const h = this.hoist;
     // Broadcast along every reduced axis: the same element for the whole group.
-    if (h && mode === "s" && idx === h.index && big.length === h.shape.length && big.every((n, a) => n === h.shape[a]) && [...h.reduced].every((a) => step[a] === 0)) {
+    if (h && idx === h.index && big.length === h.shape.length && big.every((n, a) => n === h.shape[a]) && [...h.reduced].every((a) => step[a] === 0)) {
       return { ...h.outer.at(node.inputs[0]!, src(h.base), "s"), hoisted: true };
     }
     if (mode === "s") return this.at(node.inputs[0]!, src(idx), "s");
@@ -364,13 +366,22 @@ export function fusedReduceKernel(graph: Graph, group: FusedGroup, shared?: Shar
     if (!p) throw new Error(`internal error: %${e} reads none of this kernel's reductions`);
     p.epilogue.push(e);
   }
-  const b = new Bindings(graph, group.reads, group.roots, false, shared);
+  // Workgroups (a tree each) when some pattern has large groups and every pattern few outputs.
+  const tree = patterns.every((p) => p.outputs <= TREE_MAX_OUTPUTS) && patterns.some((p) => n / p.outputs >= TREE_MIN_GROUP);
+  // A tree pattern whose group ends in a contiguous run of a multiple of 4 elements (the
+  // innermost axis is reduced) visits its group four elements at a time: vec4 loads, vec4
+  // accumulators, vec4 sibling stores. Every axis' stride is then a multiple of 4, so the group's
+  // base and each quad are vec4-aligned.
+  const quads = patterns.map((p) => {
+    const last = groups(p.attrs, xs, "q").reduced.at(-1);
+    return tree && last !== undefined && last[1] === 1 && last[0] % 4 === 0;
+  });
+  const siblingSet = new Set(siblings);
+  const b = new Bindings(graph, group.reads, group.roots, quads.some(Boolean), shared, (v) => quads[0]! && siblingSet.has(v));
   const decls = new Set<string>();
   const reads = new Set(group.reads);
   const counter = { n: 0 };
   const builder = () => new ExprBuilder(graph, b, (v) => reads.has(v), decls, counter);
-  // Workgroups (a tree each) when some pattern has large groups and every pattern few outputs.
-  const tree = patterns.every((p) => p.outputs <= TREE_MAX_OUTPUTS) && patterns.some((p) => n / p.outputs >= TREE_MIN_GROUP);
   const out = (v: number) => b.output(v).name;
 
   const blocks = patterns.map((p, j) => {
@@ -379,12 +390,24 @@ export function fusedReduceKernel(graph: Graph, group: FusedGroup, shared?: Shar
     const ops = p.roots.map((r) => (graph.node(r) as IRNode<"reduce">).attrs.op);
     const kept = new Set(p.attrs.axes.filter((a, k) => p.attrs.shape[k] !== 1));
     const outer = builder();
-    const hoist: Hoist = { outer, index: "off", base: "base", shape: xs, reduced: new Set(xs.map((_, a) => a).filter((a) => !kept.has(a) && xs[a]! > 1)) };
-    // The loop body at element `off`: the reduced values' elements, and the siblings.
+    const quad = quads[j]!;
+    const mode: Ty = quad ? "v" : "s";
+    const index = quad ? "off4" : "off";
+    const hoist: Hoist = { outer, index, base: "base", shape: xs, reduced: new Set(xs.map((_, a) => a).filter((a) => !kept.has(a) && xs[a]! > 1)) };
+    // The loop body at element `off` (quad `off4`): the reduced values' elements, and the siblings.
     const visit = () => {
       const e = new ExprBuilder(graph, b, (v) => reads.has(v), decls, counter, hoist);
-      const vals = p.roots.map((r) => e.at(graph.node(r).inputs[0]!, "off", "s").code);
-      const writes = j === 0 ? siblings.map((sib) => `${out(sib)}[off] = ${e.at(sib, "off", "s").code};`) : [];
+      const vals = p.roots.map((r) => {
+        const v = e.at(graph.node(r).inputs[0]!, index, mode);
+        return quad ? splat(v).code : v.code;
+      });
+      const writes =
+        j === 0
+          ? siblings.map((sib) => {
+              const v = e.at(sib, index, mode);
+              return `${out(sib)}[${index}] = ${quad ? splat(v).code : v.code};`;
+            })
+          : [];
       return [...e.lines, ...vals.map((v, k) => `acc${k} = ${combine(ops[k]!, `acc${k}`, v)};`), ...writes];
     };
     // After the sums: the outputs, then the epilogues from them.
@@ -395,25 +418,31 @@ export function fusedReduceKernel(graph: Graph, group: FusedGroup, shared?: Shar
       return [...p.roots.map((r, k) => `${out(r)}[q] = ${sum(k)};`), ...e.lines, ...p.epilogue.map((v, k) => `${out(v)}[q] = ${vals[k]};`)];
     };
     const body = visit();
-    const lines = [`let q = i - ${u32(p.start)};`, `let base = ${g0.base};`, ...outer.lines, ...p.roots.map((_, k) => `var acc${k} = ${INIT[ops[k]!]};`)];
+    const init = (k: number) => (quad ? `vec4<f32>(${INIT[ops[k]!]})` : INIT[ops[k]!]);
+    const lines = [`let q = i - ${u32(p.start)};`, `let base = ${g0.base};`, ...outer.lines, ...p.roots.map((_, k) => `var acc${k} = ${init(k)};`)];
     if (tree) {
-      const sizes = g.reduced.map(([size]) => size);
-      const offset = linear(g.reduced.map(([, stride], k) => [coord("r", sizes, k), stride]));
+      // In quads: the last reduced axis counts quads, the strides count vec4s.
+      const dims = quad ? g.reduced.map(([size, stride], k) => (k === g.reduced.length - 1 ? [size / 4, 1] : [size, stride / 4])) : g.reduced;
+      const sizes = dims.map(([size]) => size);
+      const offset = linear(dims.map(([, stride], k) => [coord("r", sizes, k), stride]));
+      const lanes = (k: number) => {
+        if (!quad) return `acc${k}`;
+        const [x, y, z, w] = ["x", "y", "z", "w"].map((c) => `acc${k}.${c}`);
+        return combine(ops[k]!, `(${combine(ops[k]!, x!, y!)})`, `(${combine(ops[k]!, z!, w!)})`);
+      };
       lines.push(
-        `for (var r = lane; r < ${u32(g.count)}; r += ${u32(TREE_LANES)}) {`,
-        `  let off = base + ${offset};`,
+        `for (var r = lane; r < ${u32(quad ? g.count / 4 : g.count)}; r += ${u32(TREE_LANES)}) {`,
+        quad ? `  let off4 = base / 4u + ${offset};` : `  let off = base + ${offset};`,
         ...body.map((l) => `  ${l}`),
         `}`,
-        ...p.roots.map((_, k) => `partial${k}[lane] = acc${k};`),
+        ...p.roots.map((_, k) => `partial${k}[lane] = ${lanes(k)};`),
         `workgroupBarrier();`,
-        `for (var s = ${u32(TREE_LANES / 2)}; s > 0u; s = s >> 1u) {`,
-        `  if (lane < s) {`,
-        ...p.roots.map((_, k) => `    partial${k}[lane] = ${combine(ops[k]!, `partial${k}[lane]`, `partial${k}[lane + s]`)};`),
-        `  }`,
-        `  workgroupBarrier();`,
-        `}`,
         `if (lane == 0u) {`,
-        ...finish((k) => `partial${k}[0]`).map((l) => `  ${l}`),
+        ...p.roots.map((_, k) => `  var sum${k} = partial${k}[0];`),
+        `  for (var s = 1u; s < ${u32(TREE_LANES)}; s++) {`,
+        ...p.roots.map((_, k) => `    sum${k} = ${combine(ops[k]!, `sum${k}`, `partial${k}[s]`)};`),
+        `  }`,
+        ...finish((k) => `sum${k}`).map((l) => `  ${l}`),
         `}`,
       );
     } else lines.push(loops(g, body.join("\n")), ...finish((k) => `acc${k}`));

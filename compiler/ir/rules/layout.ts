@@ -2,7 +2,7 @@
 // elementwise broadcasting lowers to; concat/slice/reshape move data; one_hot and dropout are the
 // two primitives that read integers (labels, and the RNG's seed and step).
 import { broadcastTo, concatOf, constant, mul } from "../emit.ts";
-import { type OpRule, alignIndex, checkAlign, fmtShape, irAssert, numel, sameShape } from "../primitives.ts";
+import { type Emitter, type OpRule, alignIndex, checkAlign, fmtShape, irAssert, numel, sameShape } from "../primitives.ts";
 import { pcgHash } from "../../../runtime/init.ts";
 
 type Layout = "broadcast" | "reduce" | "argmask" | "concat" | "slice" | "reshape" | "one_hot" | "dropout";
@@ -30,6 +30,48 @@ function reduceShape([x]: number[][], a: { shape: number[]; axes: number[] }): n
   return [...a.shape];
 }
 
+/** The leading axes up to the last kept one, when a broadcast along `axes` also spreads over
+ * axes both before it and after it (a [C] spread over [N, C, H, W]: [N, C]); else undefined. */
+function planeHead(big: readonly number[], axes: readonly number[]): number[] | undefined {
+  const last = axes.length > 0 ? axes[axes.length - 1]! : -1;
+  if (last < 0) return undefined;
+  const kept = new Set(axes);
+  const before = big.slice(0, last).some((_, i) => !kept.has(i) && big[i]! > 1);
+  const after = numel(big.slice(last + 1)) > 1;
+  return before && after ? big.slice(0, last + 1) : undefined;
+}
+
+/** Whether the product chain that built `g` multiplies in a value that is constant over each
+ * plane (broadcast from `head` over the trailing axes, or arithmetic of such values: σ of a
+ * broadcast gate); looks a few operations deep. */
+function hasPlaneFactor(e: Emitter, g: number, head: readonly number[], depth = 4): boolean {
+  const n = e.node(g);
+  if (n.prim === "broadcast" || UNARY_ARITH.has(n.prim) || (BINARY_ARITH.has(n.prim) && n.prim !== "mul")) return planeConstant(e, g, head, depth);
+  if (depth === 0 || n.prim !== "mul") return false;
+  return n.inputs.some((i) => planeConstant(e, i, head, depth - 1) || hasPlaneFactor(e, i, head, depth - 1));
+}
+
+const UNARY_ARITH = new Set(["neg", "exp", "log", "sqrt", "relu", "sigmoid"]);
+const BINARY_ARITH = new Set(["add", "sub", "mul", "div", "maximum", "minimum"]);
+
+/** A value the same at every element of each plane, not a constant: a broadcast from `head`
+ * over the trailing axes, or arithmetic of such values and constants. */
+function planeConstant(e: Emitter, v: number, head: readonly number[], depth: number): boolean {
+  const n = e.node(v);
+  if (n.prim === "broadcast") {
+    const a = n.attrs as { axes: number[] };
+    const s = e.shapeOf(n.inputs[0]!);
+    return s.length === head.length && s.every((d, i) => d === head[i] && a.axes[i] === i);
+  }
+  if (depth === 0) return false;
+  if (UNARY_ARITH.has(n.prim)) return planeConstant(e, n.inputs[0]!, head, depth - 1);
+  if (BINARY_ARITH.has(n.prim)) {
+    const [x, y] = n.inputs.map((i) => (e.node(i).prim === "const" ? "const" : planeConstant(e, i, head, depth - 1)));
+    return (x === true || y === true) && x !== false && y !== false;
+  }
+  return false;
+}
+
 export const layoutRules: { [P in Layout]: OpRule<P> } = {
   broadcast: {
     arity: 1,
@@ -43,10 +85,22 @@ export const layoutRules: { [P in Layout]: OpRule<P> } = {
       for (let i = 0; i < y.length; i++) y[i] = x![map[i]!]!;
       return y;
     },
-    // The transpose of a broadcast is the sum over what was broadcast.
+    // The transpose of a broadcast is the sum over what was broadcast. A per-channel [C] spread
+    // over [N, C, H, W] whose cotangent carries a per-(n, c) factor (the modulation's ωc: the
+    // cotangent is dy * x * σ(z)[n, c]) is summed in two steps: over each (n, c)'s contiguous
+    // plane first, then over n. The first step has the input shape and output space of the
+    // per-plane sums beside it in backward (the gate's gradient Σ_hw dy ωc x), so fusion takes
+    // both in one pass over the big tensors, with the factor loaded once per plane. Without such
+    // a factor there is no such neighbour, and one sum is one kernel.
     vjp: (e, node, g) => {
       const xs = e.shapeOf(node.inputs[0]!);
-      return [e.emit("reduce", [g], { op: "sum", shape: [...xs], axes: [...node.attrs.axes] })];
+      const axes = node.attrs.axes;
+      const head = planeHead(node.shape, axes);
+      if (head && hasPlaneFactor(e, g, head)) {
+        const planes = e.emit("reduce", [g], { op: "sum", shape: head, axes: head.map((_, i) => i) });
+        return [e.emit("reduce", [planes], { op: "sum", shape: [...xs], axes: [...axes] })];
+      }
+      return [e.emit("reduce", [g], { op: "sum", shape: [...xs], axes: [...axes] })];
     },
   },
   reduce: {
