@@ -14,7 +14,7 @@ import { numel } from "../compiler/ir/primitives.ts";
 import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
 import { GpuTrainer } from "../runtime/trainer-exec.ts";
-import { modulationGraph } from "./helpers.ts";
+import { modulationGraph, scratch } from "./helpers.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const acquired = await tryAcquireDevice();
@@ -45,8 +45,11 @@ gpuTest("the fused modulation, forward and backward, against the float64 interpr
   }
 });
 
-gpuTest("a fused training step of ResNet-18 (width 4) matches the unfused one: loss and every gradient within 1e-5", async () => {
-  const r = checkFile(path.join(root, "models/resnet18.drifa"), { settings: { width: "4", size: "16" } });
+/** One training step fused and unfused from the same state and data: loss, gradients, the
+ * plans' dispatch counts and kernel labels. */
+async function stepBothWays(file: string, settings: Record<string, string>) {
+  const r = checkFile(file, { settings });
+  assert.equal(r.diagnostics.map((d) => d.message), []);
   const p = r.programs[0]!;
   const model = buildTrainGraph(p, 4);
   const state = initState(p, 2);
@@ -61,7 +64,7 @@ gpuTest("a fused training step of ResNet-18 (width 4) matches the unfused one: l
     try {
       const names = Object.keys(plan.outputs).filter((n) => n.startsWith("grad."));
       const step = await trainer.trainStep(data, { readLoss: true, read: names });
-      results.push({ loss: step.loss!, grads: step.values, dispatches: plan.summary.dispatches });
+      results.push({ loss: step.loss!, grads: step.values, dispatches: plan.summary.dispatches, labels: plan.kernels.map((k) => k.label) });
     } finally {
       trainer.destroy();
     }
@@ -76,6 +79,32 @@ gpuTest("a fused training step of ResNet-18 (width 4) matches the unfused one: l
     if (e > worst) [worst, where] = [e, name];
   }
   assert.ok(worst <= 1e-5, `gradients differ by ${worst} (${where})`);
+  return { fused: fused!, unfused: unfused! };
+}
+
+gpuTest("a fused training step of ResNet-18 (width 4) matches the unfused one: loss and every gradient within 1e-5", async () => {
+  await stepBothWays(path.join(root, "models/resnet18.drifa"), { width: "4", size: "16" });
+});
+
+// MFA without a batchnorm after it (so ωc's gradient is well conditioned): 1x1 convolutions and
+// a dense layer with bias and sigmoid epilogues, a 3x3 convolution with a ReLU epilogue, and in
+// backward input gradients with the activation masks as epilogues.
+const EPILOGUE_MODEL = `import { MFA } from "./lib/mfa.drifa"
+
+model Epi(width: int = 4, size: int = 8) {
+  input x: [N, C: 3, H: size, W: size]
+  h = relu(conv(x, width, k: 3) as "conv")
+  h = MFA(h) as "mfa"
+  task y: classify(dense(gap(h), 3) as "head", classes: ["a", "b", "c"])
+}
+`;
+
+gpuTest("convolution and matmul epilogues: a fused step matches the unfused one within 1e-5", async () => {
+  const dir = scratch({ "epi.drifa": EPILOGUE_MODEL });
+  const { fused } = await stepBothWays(path.join(dir, "epi.drifa"), {});
+  const epilogues = fused.labels.filter((l) => / \+ %\d+ /.test(l) && /conv2d|matmul/.test(l));
+  assert.ok(epilogues.some((l) => l.includes("conv2d_input_grad")), `an input gradient with an epilogue: ${fused.labels.join("; ")}`);
+  assert.ok(epilogues.some((l) => /conv2d \+/.test(l) && l.includes("sigmoid")), `a convolution with a sigmoid epilogue: ${fused.labels.join("; ")}`);
 });
 
 test.run();

@@ -21,6 +21,10 @@
 //  4. Bindings. A kernel binds at most `maxBindings` storage buffers (reads and writes): groups
 //     are split to fit, and a single value that would read too many is given a stored
 //     intermediate.
+//  5. Epilogues of convolutions and matmul. Stored elementwise values that read one
+//     convolution's (input gradient's, matmul's) result at their own index, one level after it,
+//     are computed by its kernel as it stores each result element (bias, sigmoid, activation
+//     masks, residual adds); the result itself is not stored when nothing else reads it.
 // With fusion off, every non-leaf value is stored and computed by its own kernel (kernelFor).
 import type { Graph } from "../ir/graph.ts";
 import { type IRNode, type Prim, fmtShape, numel } from "../ir/primitives.ts";
@@ -36,6 +40,10 @@ export const INDEXWISE = new Set<Prim>([
 
 /** Kernels that read their inputs through an expression (a prologue). */
 const PROLOGUE = new Set<Prim>(["reduce"]);
+
+/** Kernels that can compute elementwise epilogues as they store each element (rule 5): their
+ * emitters (register, blocked and tiled) write their result only as `y[index] = value;`. */
+export const EPILOGUE_HOSTS = new Set<Prim>(["conv2d", "conv2d_input_grad", "matmul"]);
 
 /** What recomputing one element of a primitive costs, in multiplies. */
 const COST: Partial<Record<Prim, number>> = { broadcast: 0, reshape: 0, slice: 0, const: 0, exp: 4, log: 4, sqrt: 4, sigmoid: 6, div: 3, dropout: 8, windows: 2 };
@@ -65,8 +73,13 @@ export interface KernelGroup {
   inlined: number[];
   /** In a reduction kernel: elementwise roots over the input space, written in its loop. */
   siblings?: number[];
-  /** In a reduction kernel: elementwise roots computed from the finished sums. */
+  /** In a reduction kernel: elementwise roots computed from the finished sums. In a
+   * convolution's or matmul's kernel ("node"): elementwise roots computed from each element of
+   * its result as it is stored (rule 5). */
   epilogues?: number[];
+  /** A "node" kernel with epilogues: the convolution or matmul whose result they read (a root
+   * too when it is stored). */
+  host?: number;
 }
 
 export interface Missed {
@@ -264,6 +277,40 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
       }
       buckets.set(key, stay);
     }
+    // Rule 5: what stays may be an epilogue of the convolution or matmul it reads.
+    const epilogueReads = new Map<number, Set<number>>(); // host -> what its epilogues read
+    for (const key of [...order]) {
+      if (!key.startsWith("e ")) continue;
+      const stay: number[] = [];
+      for (const id of buckets.get(key)!) {
+        const host = epilogueHost(id);
+        if (host === undefined) {
+          stay.push(id);
+          continue;
+        }
+        buckets.get(keyOf.get(host)!)!.push(id);
+        keyOf.set(id, keyOf.get(host)!);
+        roleOf.set(id, "epilogue");
+        const reads = epilogueReads.get(host) ?? epilogueReads.set(host, new Set()).get(host)!;
+        for (const r of readsOf.get(id)!.reads) if (r !== host) reads.add(r);
+      }
+      buckets.set(key, stay);
+    }
+    function epilogueHost(id: number): number | undefined {
+      const r = readsOf.get(id)!;
+      const lv = level.get(id)! - 1;
+      const n = numel(graph.shapeOf(id));
+      const hosts = [...r.reads].filter((v) => EPILOGUE_HOSTS.has(graph.node(v).prim) && level.get(v) === lv && numel(graph.shapeOf(v)) === n);
+      for (const host of hosts) {
+        if (!readsAtOwnIndex(graph, id, new Set([host]), stored)) continue;
+        // The host's own bindings (its inputs and result), the epilogues' reads (shared buffers
+        // once) and every epilogue's output: within the limit even with the host kept.
+        const reads = new Set([...(epilogueReads.get(host) ?? []), ...[...r.reads].filter((v) => v !== host)]);
+        const already = buckets.get(keyOf.get(host)!)!.length - 1;
+        if (graph.node(host).inputs.length + 1 + bindings(reads) + already + 1 <= opts.maxBindings) return host;
+      }
+      return undefined;
+    }
   }
 
   // Rule 4: pack each bucket into kernels within the binding limit. In a reduction bucket the
@@ -280,7 +327,9 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
         const reads = [...current.reads].filter((v) => !roots.includes(v));
         const kind = kindOf(roots[0]!);
         const role = (r: "sibling" | "epilogue") => roots.filter((v) => roleOf.get(v) === r);
-        groups.push({ kind, roots, reads: sorted(reads), inlined: sorted(current.inlined), ...(kind === "reduce" ? { siblings: role("sibling"), epilogues: role("epilogue") } : {}) });
+        const epilogues = role("epilogue");
+        const extra = kind === "reduce" ? { siblings: role("sibling"), epilogues } : kind === "node" && epilogues.length > 0 ? { epilogues, host: roots[0]! } : {};
+        groups.push({ kind, roots, reads: sorted(reads), inlined: sorted(current.inlined), ...extra });
       }
       current = null;
     };
@@ -296,7 +345,8 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
         const needs = [...r.reads].filter((v) => kindOf(v) === "reduce" && keyOf.get(v) === keyOf.get(id));
         const inKernel = needs.every((v) => cur.roots.includes(v));
         const count = bindings([...reads].filter((v) => !cur.roots.includes(v))) + cur.roots.length + 1;
-        if (count <= opts.maxBindings && (!follower || inKernel)) {
+        const hostKernel = kindOf(cur.roots[0]!) === "node"; // rule 5 sized it
+        if (hostKernel || (count <= opts.maxBindings && (!follower || inKernel))) {
           cur.roots.push(id);
           cur.reads = reads;
           for (const v of r.inlined) cur.inlined.add(v);
@@ -324,6 +374,14 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
   }
   for (const members of spare.values()) pack(members, false);
   if (overflow !== null) return { plan: { options: opts, stored, groups: [], missed }, overflow };
+  // Rule 5: a host whose result only its epilogues read is not stored.
+  const readElsewhere = new Set<number>();
+  for (const g of groups) for (const r of g.reads) readElsewhere.add(r);
+  for (const g of groups) {
+    if (g.host === undefined || outSet.has(g.host) || readElsewhere.has(g.host)) continue;
+    g.roots = g.roots.filter((r) => r !== g.host);
+    stored.delete(g.host);
+  }
   return { plan: { options: opts, stored, groups: schedule(groups), missed }, overflow: null };
 }
 

@@ -6,6 +6,7 @@ import type { Graph } from "../ir/graph.ts";
 import { fmtShape, numel } from "../ir/primitives.ts";
 import { type FusionPlan, type KernelGroup, planFusion } from "./fuse.ts";
 import { Buffers, flatLayout, placeValues } from "./state-plan.ts";
+import { epilogueKernel } from "./wgsl/epilogue.ts";
 import { type SharedPlacement, fusedElementwiseKernel, fusedReduceKernel } from "./wgsl/fused.ts";
 import { type KernelSpec, kernelFor } from "./wgsl/index.ts";
 
@@ -48,6 +49,7 @@ export function planGraph(graph: Graph, outputs: number[], options: { fuse?: boo
 /** The kernel of a group of the fusion plan: an emitter's own kernel for a value computed
  * alone from memory, else a fused kernel. */
 export function kernelOfGroup(graph: Graph, g: KernelGroup, shared?: SharedPlacement): KernelSpec {
+  if (g.kind === "node" && g.epilogues?.length) return epilogueKernel(graph, g, shared);
   if (g.kind === "node" || (g.roots.length === 1 && g.inlined.length === 0)) return kernelFor(graph, g.roots[0]!);
   return g.kind === "reduce" ? fusedReduceKernel(graph, g, shared) : fusedElementwiseKernel(graph, g, shared);
 }

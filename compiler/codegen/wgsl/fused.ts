@@ -15,7 +15,7 @@ import { type Binary, PCG, type Unary, binaryExpr, dropoutThreshold, unaryExpr }
 import { type KernelBinding, type KernelSpec, type ModuleBinding, computeModule, coord, f32, i32, linear, u32 } from "./kernel.ts";
 import { INIT, TREE_LANES, TREE_MAX_OUTPUTS, TREE_MIN_GROUP, combine, groups, loops, smallStep } from "./layout.ts";
 
-type Ty = "s" | "v";
+export type Ty = "s" | "v";
 
 interface Val {
   code: string;
@@ -51,7 +51,7 @@ export type SharedPlacement = (v: number) => { key: string; offset: number } | u
 
 /** The bindings of a fused kernel: reads (stored values; one binding per shared buffer, read
  * at the value's offset) then writes (its roots). */
-class Bindings {
+export class Bindings {
   private readonly slots: { name: string; value: number; range?: { offset: number; floats: number }; write: boolean; vec: boolean }[] = [];
   private readonly slotOf = new Map<number, number>();
   private readonly offsets = new Map<number, number>();
@@ -64,6 +64,8 @@ class Bindings {
     shared: SharedPlacement = () => undefined,
     /** Writes that may be vec4 (default: all, when the kernel is). */
     vecWrite: (v: number) => boolean = () => true,
+    /** Prefix of the variables (another kernel's bindings may be called x0 and y). */
+    prefix = "",
   ) {
     const byKey = new Map<string, number>();
     const vecOk = (v: number) => vecKernel && numel(graph.shapeOf(v)) % 4 === 0;
@@ -86,19 +88,19 @@ class Bindings {
         if (slot === undefined) {
           slot = this.slots.length;
           byKey.set(s.key, slot);
-          this.slots.push({ name: `x${slot}`, value: v, range: { offset: base, floats: end - base }, write: false, vec: vecKernel && (end - base) % 4 === 0 });
+          this.slots.push({ name: `${prefix}x${slot}`, value: v, range: { offset: base, floats: end - base }, write: false, vec: vecKernel && (end - base) % 4 === 0 });
         }
         // A vec4 view of the range needs every offset on a vec4 boundary.
         if ((s.offset - base) % 4 !== 0 || !vecOk(v)) this.slots[slot]!.vec = false;
         this.slotOf.set(v, slot);
       } else {
         this.slotOf.set(v, this.slots.length);
-        this.slots.push({ name: `x${this.slots.length}`, value: v, write: false, vec: vecOk(v) });
+        this.slots.push({ name: `${prefix}x${this.slots.length}`, value: v, write: false, vec: vecOk(v) });
       }
     }
     writes.forEach((v, j) => {
       this.slotOf.set(v, this.slots.length);
-      this.slots.push({ name: `y${j}`, value: v, write: true, vec: vecOk(v) && vecWrite(v) });
+      this.slots.push({ name: `${prefix}y${j}`, value: v, write: true, vec: vecOk(v) && vecWrite(v) });
     });
   }
 
@@ -138,7 +140,7 @@ class Bindings {
 }
 
 /** Builds the statements that compute values at indices; `lines` collects them in order. */
-class ExprBuilder {
+export class ExprBuilder {
   readonly lines: string[] = [];
   private readonly memo = new Map<string, Val>();
 
@@ -152,9 +154,10 @@ class ExprBuilder {
     private readonly hoist?: Hoist,
   ) {}
 
-  /** Makes `id` at `idx` read `code` (a reduction's finished sum, for its epilogue). */
-  seed(id: number, idx: string, code: string): void {
-    this.memo.set(`${id} s ${idx}`, { code, ty: "s" });
+  /** Makes `id` at `idx` read `code` (a reduction's finished sum, a convolution's result
+   * element, for their epilogues). */
+  seed(id: number, idx: string, code: string, mode: Ty = "s"): void {
+    this.memo.set(`${id} ${mode} ${idx}`, { code, ty: mode });
   }
 
   /** An operation on `args`: before the loop when they all are (constants count as such). */
@@ -291,9 +294,9 @@ class ExprBuilder {
 }
 
 const tyName = (t: Ty) => (t === "v" ? "vec4<f32>" : "f32");
-const splat = (v: Val): Val => (v.ty === "v" ? v : { code: `vec4<f32>(${v.code})`, ty: "v" });
+export const splat = (v: Val): Val => (v.ty === "v" ? v : { code: `vec4<f32>(${v.code})`, ty: "v" });
 
-function describe(graph: Graph, kind: string, roots: readonly number[], inlined: readonly number[]): string {
+export function describe(graph: Graph, kind: string, roots: readonly number[], inlined: readonly number[]): string {
   const prims = new Map<string, number>();
   for (const v of [...inlined, ...roots]) {
     const p = graph.node(v).prim;
