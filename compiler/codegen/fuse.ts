@@ -57,6 +57,8 @@ export interface FusionOptions {
   /** The buffer a leaf shares with others (the parameter arena, say), which a kernel binds once
    * however many of its tensors it reads; undefined for a buffer of its own. */
   sharedBuffer?: (id: number) => string | undefined;
+  /** Rule 5 (epilogues of convolutions and matmul); on by default. */
+  hostEpilogues?: boolean;
 }
 
 export const DEFAULT_FUSION: FusionOptions = { enabled: true, maxBindings: 8, recomputeLimit: 24 };
@@ -283,7 +285,7 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
       if (!key.startsWith("e ")) continue;
       const stay: number[] = [];
       for (const id of buckets.get(key)!) {
-        const host = epilogueHost(id);
+        const host = opts.hostEpilogues === false ? undefined : epilogueHost(id);
         if (host === undefined) {
           stay.push(id);
           continue;
