@@ -98,6 +98,9 @@ export interface FusionPlan {
   groups: KernelGroup[];
   /** Index-wise values that were stored after all, and why (for --report). */
   missed: Missed[];
+  /** Set by the placement (state-plan.ts): the groups each dispatch runs, in order; two for a
+   * pair of twin kernels (pairing.ts). */
+  dispatches?: number[][];
 }
 
 export class FusionError extends Error {}

@@ -20,14 +20,15 @@ export interface GraphPlan extends ExecPlan {
 
 /** Plans the evaluation of `outputs` (value ids); run() of the Executor returns them in order.
  * Unfused by default (one kernel per value, every value readable: what kernel tests want);
- * with `fuse`, the fusion pass decides (fuse.ts) and only stored values have buffers. */
-export function planGraph(graph: Graph, outputs: number[], options: { fuse?: boolean } = {}): GraphPlan {
+ * with `fuse`, the fusion pass decides (fuse.ts) and only stored values have buffers, and twin
+ * kernels are paired into one dispatch (pairing.ts) unless `pair` is false. */
+export function planGraph(graph: Graph, outputs: number[], options: { fuse?: boolean; pair?: boolean } = {}): GraphPlan {
   if (options.fuse) {
     // Parameters in one arena, as a model's state is (kernels bind it once).
     const b = new Buffers();
     const params = [...graph.params].map(([name, id]) => ({ name, floats: numel(graph.shapeOf(id)) }));
     const arena = b.arena("parameters", flatLayout(params), (name) => ({ kind: "param", name }));
-    const placed = placeValues(graph, outputs, b, arena.views);
+    const placed = placeValues(graph, outputs, b, arena.views, new Map(), { pair: options.pair });
     return { buffers: b.specs, kernels: placed.kernels, outputs: outputs.map((o) => placed.bufferOf.get(o)!), bufferOf: placed.bufferOf, specs: placed.specs, fusion: placed.fusion };
   }
   const fusion = planFusion(graph, outputs, { enabled: false });

@@ -12,6 +12,7 @@ import { IRError, fmtShape, numel } from "../ir/primitives.ts";
 import { launchOf } from "./plan.ts";
 import { type FusionOptions, type FusionPlan, planFusion } from "./fuse.ts";
 import { type Lifetime, planMemory } from "./memory-plan.ts";
+import { pairKernels, pairSpecs } from "./pairing.ts";
 import { kernelOfGroup } from "./plan.ts";
 import type { KernelSpec } from "./wgsl/index.ts";
 
@@ -90,7 +91,7 @@ export function placeValues(
   b: Buffers,
   state: ReadonlyMap<string, number>,
   wanted: ReadonlyMap<number, Placement> = new Map(),
-  options: { fusion?: Partial<FusionOptions>; reuse?: boolean } = {},
+  options: { fusion?: Partial<FusionOptions>; reuse?: boolean; pair?: boolean } = {},
 ): { bufferOf: Map<number, number>; kernels: KernelLaunch[]; placed: Set<number>; fusion: FusionPlan; specs: KernelSpec[]; tempBytes: { planned: number; unplanned: number } } {
   // Parameters and running statistics are views of the two state arenas: a kernel binds each
   // arena once, however many of its tensors it reads.
@@ -116,12 +117,27 @@ export function placeValues(
     } else if (node.prim === "input") bufferOf.set(id, b.root(label(id), numel(node.shape), { kind: "input", name: name! }));
     else if (node.prim === "const") bufferOf.set(id, b.root(label(id), numel(node.shape), { kind: "fill", value: (node.attrs as { value: number }).value }));
   }
-  // Where each kernel's values go: a wanted view, else a temporary (pooled below).
+  const shared = (id: number) => {
+    const key = arenaKey(id);
+    return key === undefined ? undefined : { key, offset: b.specs[bufferOf.get(id)!]!.view?.offset ?? 0 };
+  };
+  // The kernels (they depend on where parameters are, not on the other buffers), then the
+  // dispatches: with fusion, twin kernels paired into one (pairing.ts), in their new order.
+  const unordered = fusion.groups.map((g) => kernelOfGroup(graph, g, shared));
+  const slots = fusion.options.enabled && options.pair !== false ? pairKernels(unordered, fusion.groups.map((g) => g.reads), fusion.groups.map((g) => g.roots), fusion.options.maxBindings).slots : unordered.map((_, k) => [k]);
+  const order = slots.flat();
+  fusion.groups = order.map((k) => fusion.groups[k]!);
+  const specs = order.map((k) => unordered[k]!);
+  const slotOf: number[] = [];
+  slots.forEach((s, k) => s.forEach(() => slotOf.push(k)));
+  // Where each kernel's values go: a wanted view, else a temporary (pooled below). Lifetimes
+  // count dispatches: the two kernels of a pair run at once.
   const temps: Lifetime[] = [];
   const lastRead = new Map<number, number>();
-  fusion.groups.forEach((g, k) => g.reads.forEach((r) => lastRead.set(r, k)));
+  fusion.groups.forEach((g, k) => g.reads.forEach((r) => lastRead.set(r, slotOf[k]!)));
   const kept = new Set(outputs);
-  fusion.groups.forEach((g, k) => {
+  fusion.groups.forEach((g, gk) => {
+    const k = slotOf[gk]!;
     const arenasRead = new Set(g.reads.map((r) => arenaOf.get(r)).filter((a) => a !== undefined));
     for (const id of g.roots) {
       const w = wanted.get(id);
@@ -140,10 +156,6 @@ export function placeValues(
     const pools = memory.pools.map((floats, p) => b.root(`pool ${p}`, floats));
     for (const t of temps) bufferOf.set(t.id, b.view(pools[memory.poolOf.get(t.id)!]!, 0, t.floats, label(t.id)));
   } else for (const t of temps) bufferOf.set(t.id, b.root(label(t.id), t.floats));
-  const shared = (id: number) => {
-    const key = arenaKey(id);
-    return key === undefined ? undefined : { key, offset: b.specs[bufferOf.get(id)!]!.view?.offset ?? 0 };
-  };
   // One view per distinct arena range that kernels bind.
   const ranges = new Map<string, number>();
   const rangeOf = (buffer: number, r: { offset: number; floats: number }) => {
@@ -153,8 +165,30 @@ export function placeValues(
     if (v === undefined) ranges.set(key, (v = b.view(root, r.offset, r.floats, `${b.specs[root]!.label}[${r.offset}..${r.offset + r.floats})`)));
     return v;
   };
-  const specs = fusion.groups.map((g) => kernelOfGroup(graph, g, shared));
-  return { bufferOf, kernels: specs.map((k) => launchOf(k, bufferOf, rangeOf)), placed, fusion, specs, tempBytes };
+  // A pair whose bindings would put one buffer in both usages runs as two dispatches.
+  const rootOf = (buffer: number) => b.specs[buffer]!.view?.of ?? buffer;
+  const kernels: KernelLaunch[] = [];
+  const dispatches: number[][] = [];
+  let at = 0;
+  for (const s of slots) {
+    const here = s.map((_, j) => at + j);
+    at += s.length;
+    if (here.length === 2) {
+      const launch = launchOf(pairSpecs(specs[here[0]!]!, specs[here[1]!]!), bufferOf, rangeOf);
+      const written = new Set(launch.buffers.filter((_, j) => launch.access[j] === "write").map(rootOf));
+      if (!launch.buffers.some((buf, j) => launch.access[j] === "read" && written.has(rootOf(buf)))) {
+        kernels.push(launch);
+        dispatches.push(here);
+        continue;
+      }
+    }
+    for (const k of here) {
+      kernels.push(launchOf(specs[k]!, bufferOf, rangeOf));
+      dispatches.push([k]);
+    }
+  }
+  fusion.dispatches = dispatches;
+  return { bufferOf, kernels, placed, fusion, specs, tempBytes };
 }
 
 /** Copies [from, to] (buffer indices; every `to` a view listed in `order`, the destination
