@@ -190,6 +190,10 @@ test("drifac compile --report lists fused kernels and why candidates were stored
   assert.match(text, /fused elementwise: writes %\d+ \w+\[/);
   assert.match(text, /computes inline: .*sigmoid/);
   assert.match(text, /read by conv2d %\d+, which reads its inputs from memory/);
+  assert.match(text, /#\d+ conv2d \+ epilogue \(its result %\d+ conv2d\[[\d,]+\] not stored\): writes %\d+ sigmoid/);
+  assert.match(text, /; one dispatch with #\d+/);
+  const pairs = trainPlan.fusion.dispatches!.filter((d) => d.length === 2).length;
+  assert.match(text, new RegExp(`${trainPlan.fusion.dispatches!.length} dispatches \\(${pairs} pairs of twin kernels\\)`));
 });
 
 test.run();

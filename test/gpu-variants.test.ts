@@ -147,31 +147,43 @@ gpuTest("blocked conv2d, conv2d_input_grad, conv2d_weight_grad agree with the in
 });
 
 // Twin convolutions (the same shapes, independent: one per modality in DRIFA-Net) are paired
-// into one dispatch by the fused planner (pairing.ts); their epilogues too. Every variant of
-// the paired kernels, the blocked one with its vec4 stores included, against the interpreter.
-gpuTest("paired twin kernels (with epilogues), every variant, agree with the interpreter", async () => {
+// into one dispatch by the fused planner (pairing.ts), with their epilogues; large ones (with a
+// blocked variant) are not. Every variant (the blocked one with its vec4 epilogue stores), paired
+// or not, against the interpreter, and paired against unpaired bit for bit.
+gpuTest("paired twin kernels and epilogues, every variant, agree with the interpreter", async () => {
   const g = new Graph();
   const a = { stride: 1, padding: 1, dilation: 1, groups: 1 };
   const outputs: Record<string, number> = {};
   const inputs: number[] = [];
-  for (const t of [0, 1]) {
-    const x = g.input(`x${4 * t}`, [8, 16, 16, 16]);
-    const w = g.input(`x${4 * t + 1}`, [16, 16, 3, 3]);
-    const b = g.input(`x${4 * t + 2}`, [16]);
-    const dy = g.input(`x${4 * t + 3}`, [8, 16, 16, 16]);
-    inputs.push(x, w, b, dy);
-    const conv = g.emit("conv2d", [x, w], a);
-    outputs[`sigmoid(conv + b) ${t}`] = g.emit("sigmoid", [g.emit("add", [conv, g.emit("broadcast", [b], { shape: [8, 16, 16, 16], axes: [1] })], {})], {});
-    outputs[`input grad ${t}`] = g.emit("conv2d_input_grad", [dy, w], { ...a, h: 16, w: 16 });
-    outputs[`weight grad ${t}`] = g.emit("conv2d_weight_grad", [x, dy], { ...a, k: 3 });
+  for (const [size, channels] of [
+    [8, 4],
+    [16, 16],
+  ] as const) {
+    for (const t of [0, 1]) {
+      const big = [8, channels, size, size];
+      const at = inputs.length;
+      const x = g.input(`x${at}`, big);
+      const w = g.input(`x${at + 1}`, [channels, channels, 3, 3]);
+      const b = g.input(`x${at + 2}`, [channels]);
+      const dy = g.input(`x${at + 3}`, big);
+      inputs.push(x, w, b, dy);
+      const conv = g.emit("conv2d", [x, w], a);
+      const tag = `${size}x${size}x${channels} ${t}`;
+      outputs[`sigmoid(conv + b) ${tag}`] = g.emit("sigmoid", [g.emit("add", [conv, g.emit("broadcast", [b], { shape: big, axes: [1] })], {})], {});
+      outputs[`input grad ${tag}`] = g.emit("conv2d_input_grad", [dy, w], { ...a, h: size, w: size });
+      outputs[`weight grad ${tag}`] = g.emit("conv2d_weight_grad", [x, dy], { ...a, k: 3 });
+    }
   }
   const ids = Object.values(outputs);
   const plan = planGraph(g, ids, { fuse: true });
-  assert.is(plan.kernels.length, 3, plan.kernels.map((k) => k.label).join("; "));
-  assert.ok(plan.kernels.every((k) => k.label.includes(" | ") && k.dispatch[2] >= 2), plan.kernels.map((k) => k.label).join("; "));
-  assert.ok(plan.kernels[0]!.wgsl.includes("store_y_b("), "the second copy stores through its own epilogue");
+  const labels = plan.kernels.map((k) => k.label).join("; ");
+  const paired = plan.kernels.filter((k) => k.label.includes(" | "));
+  assert.is(paired.length, 3, labels);
+  assert.ok(paired.every((k) => k.dispatch[2] >= 2 && !k.variants?.some((v) => v.name === "blocked")), labels);
+  assert.is(plan.kernels.length, 9, labels);
+  assert.ok(paired.some((k) => k.wgsl.includes("store_y_b(")), "the second copy stores through its own epilogue");
   const single = planGraph(g, ids, { fuse: true, pair: false });
-  assert.is(single.kernels.length, 6);
+  assert.is(single.kernels.length, 12);
   const rng = seededUniform(5);
   const feeds = roundFeeds({ inputs: new Map(inputs.map((x, i) => [`x${i}`, Float64Array.from({ length: numel(g.shapeOf(x)) }, () => rng() - 0.5)])), params: new Map() });
   const ref = evaluate(g, feeds, ids);
@@ -184,12 +196,12 @@ gpuTest("paired twin kernels (with epilogues), every variant, agree with the int
     }
   };
   for (const name of ["register", "tiled", "blocked"]) {
-    const [paired, alone] = [await run(plan, name), await run(single, name)];
+    const [two, one] = [await run(plan, name), await run(single, name)];
     // The same arithmetic in one dispatch or two: identical bits; and near float64 (the
-    // weight gradient sums 2048 products: 1e-3).
+    // weight gradients sum up to 2048 products: 1e-3).
     const bad = Object.keys(outputs).flatMap((o, i) => {
-      const e = relError(ref[i]!, paired[i]!);
-      const same = paired[i]!.every((v, j) => v === alone[i]![j]);
+      const e = relError(ref[i]!, two[i]!);
+      const same = two[i]!.every((v, j) => v === one[i]![j]);
       return e > 1e-3 || !same ? [`${name} ${o}: error ${e.toExponential(2)}, ${same ? "" : "differs from unpaired"}`] : [];
     });
     assert.equal(bad, []);

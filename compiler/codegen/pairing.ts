@@ -11,6 +11,7 @@
 // the earlier one's position (it can move up to it), the two bind at most `maxBindings`
 // buffers together, and (checked after placement, by the caller) no buffer is bound both
 // read-only and writable across them.
+import { BLOCKED_VARIANT } from "./wgsl/conv-blocked.ts";
 import type { KernelSpec, KernelVariant } from "./wgsl/index.ts";
 
 export interface Pairing {
@@ -56,8 +57,12 @@ export function pairKernels(specs: readonly KernelSpec[], reads: readonly (reado
 }
 
 /** Kernels whose module this pass can rewrite: one entry point `main`, a grid that uses z only
- * through workgroup_id (the tiled kernels' batch), workgroups one deep. */
+ * through workgroup_id (the tiled kernels' batch), workgroups one deep. Not the large
+ * convolutions that have a register-blocked variant: they run for milliseconds, so a dispatch
+ * saved is worth little, and doubling their fully unrolled bodies doubles minutes of shader
+ * compilation on lavapipe. */
 function pairable(s: KernelSpec): boolean {
+  if ((s.variants ?? []).some((v) => v.name === BLOCKED_VARIANT)) return false;
   const ok = (w: string, wg: [number, number, number]) => wg[2] === 1 && !/global_invocation_id\) \w+: vec3<u32>[^{]*\{[\s\S]*\bgid\.z\b/.test(w);
   return s.entryPoint === "main" && ok(s.wgsl, s.workgroupSize) && (s.variants ?? []).every((v) => ok(v.wgsl, v.workgroupSize));
 }
