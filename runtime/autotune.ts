@@ -254,7 +254,8 @@ export async function chooseVariants(
   const mode = autotuneMode(options);
   const bySig = new Map<string, number[]>();
   for (const i of tuned) {
-    const key = tuneKey(gpu.adapterName, kernels[i]!);
+    const k = kernels[i]!;
+    const key = k.tuneAs ? `${gpu.adapterName}|as:${k.tuneAs}|${candidatesOf(k).map((c) => c.name).join(",")}` : tuneKey(gpu.adapterName, k);
     bySig.set(key, [...(bySig.get(key) ?? []), i]);
   }
   const cache = mode === "off" || options.prefer ? undefined : (options.cache ?? defaultCache());

@@ -44,6 +44,10 @@ export interface KernelLaunch {
    * fields above are the default variant, "register". createResources picks one per adapter
    * (runtime/autotune.ts). */
   variants?: KernelVariantLaunch[];
+  /** Kernels with the same `tuneAs` share one autotuning decision: a convolution with
+   * different epilogues, or paired with its twin, is fastest in the same schedule as the
+   * convolution alone, so one measurement (and one compilation of every variant) serves all. */
+  tuneAs?: string;
 }
 
 export interface KernelVariantLaunch {

@@ -13,6 +13,7 @@
 // read-only and writable across them.
 import { BLOCKED_VARIANT } from "./wgsl/conv-blocked.ts";
 import type { KernelSpec, KernelVariant } from "./wgsl/index.ts";
+import { tuneIdentity } from "./wgsl/kernel.ts";
 
 export interface Pairing {
   /** Kernels in their new order, each one kernel or a pair [first, second] (indices into the
@@ -76,6 +77,7 @@ export function pairSpecs(a: KernelSpec, b: KernelSpec): KernelSpec {
   const variants: KernelVariant[] | undefined = a.variants?.map((v) => ({ ...v, wgsl: pairWgsl(v.wgsl, v.dispatch[2]), dispatch: [v.dispatch[0], v.dispatch[1], 2 * v.dispatch[2]] }));
   return {
     ...a,
+    ...(a.variants ? { tuneAs: tuneIdentity(a) } : {}),
     label: `${a.label} | ${b.label}`,
     wgsl: pairWgsl(a.wgsl, a.dispatch[2]),
     bindings: [...a.bindings, ...b.bindings],

@@ -73,5 +73,6 @@ export function launchOf(k: KernelSpec, bufferOf: ReadonlyMap<number, number>, r
     workgroupSize: k.workgroupSize,
     dispatch: k.dispatch,
     ...(k.variants ? { variants: k.variants } : {}),
+    ...(k.tuneAs ? { tuneAs: k.tuneAs } : {}),
   };
 }

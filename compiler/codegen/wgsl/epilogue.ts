@@ -9,6 +9,7 @@ import type { Graph } from "../../ir/graph.ts";
 import type { KernelGroup } from "../fuse.ts";
 import { Bindings, ExprBuilder, type SharedPlacement, type Ty, describe, splat } from "./fused.ts";
 import { type KernelSpec, kernelFor } from "./index.ts";
+import { tuneIdentity } from "./kernel.ts";
 
 const BINDING = /^@group\(0\) @binding\((\d+)\) var<storage, [^>]+> (\w+): array<(.+)>;$/;
 
@@ -70,6 +71,7 @@ export function epilogueKernel(graph: Graph, g: KernelGroup, shared?: SharedPlac
     ...spec,
     label,
     wgsl,
+    ...(spec.variants ? { tuneAs: tuneIdentity(spec) } : {}),
     bindings: [...bindings, ...extraBindings!.kernelBindings()],
     ...(variants ? { variants } : {}),
   };

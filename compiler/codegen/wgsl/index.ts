@@ -6,7 +6,7 @@ import type { IRNode, Prim } from "../../ir/primitives.ts";
 import { blockedVariant } from "./conv-blocked.ts";
 import { convEmitters } from "./conv.ts";
 import { elementwiseEmitters } from "./elementwise.ts";
-import { type EmitterTable, type KernelContext, type KernelEmitter, type KernelSpec, type LeafPrim, assemble } from "./kernel.ts";
+import { type EmitterTable, type KernelContext, type KernelEmitter, type KernelSpec, type LeafPrim, assemble, tuneIdentity } from "./kernel.ts";
 import { layoutEmitters } from "./layout.ts";
 import { routineEmitters } from "./routines.ts";
 import { tiledVariant } from "./tiled.ts";
@@ -51,5 +51,7 @@ export function kernelFor(graph: Graph, nodeId: number): KernelSpec {
   // matmul and convolutions also come shared-memory tiled, large convolutions register-blocked
   // (conv-blocked.ts): the runtime measures which is fastest.
   const variants = [blockedVariant(ctx), tiledVariant(ctx)].filter((v) => v !== undefined);
-  return variants.length > 0 ? { ...spec, variants } : spec;
+  if (variants.length === 0) return spec;
+  const tuned = { ...spec, variants };
+  return { ...tuned, tuneAs: tuneIdentity(tuned) };
 }

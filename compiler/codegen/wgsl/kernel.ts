@@ -8,6 +8,7 @@
 // label), so a runtime compiles one pipeline for both.
 import type { IRNode, Prim, PrimAttrs } from "../../ir/primitives.ts";
 import { fmtShape, numel } from "../../ir/primitives.ts";
+import { hash53 } from "../../../runtime/autotune.ts";
 
 export type LeafPrim = "input" | "param" | "const";
 export type KernelPrim = Exclude<Prim, LeafPrim>;
@@ -45,6 +46,8 @@ export interface KernelSpec {
   dispatch: [number, number, number];
   /** Alternatives to the kernel above (the default variant, DEFAULT_VARIANT). */
   variants?: KernelVariant[];
+  /** The kernel whose autotuning decision this one shares (runtime KernelLaunch.tuneAs). */
+  tuneAs?: string;
 }
 
 /** What an emitter sees: the node with its attributes and the shapes around it. */
@@ -69,6 +72,14 @@ export interface KernelBody {
   types?: ("f32" | "vec4<f32>")[];
   mode?: "invocation" | "workgroup";
   workgroupSize?: number;
+}
+
+/** What a kernel's autotuning decision depends on: its schedules (every variant's WGSL, grid and
+ * workgroup), hashed. Derived kernels (epilogues, pairs) carry the identity of the kernel they
+ * derive from. */
+export function tuneIdentity(spec: Pick<KernelSpec, "wgsl" | "dispatch" | "workgroupSize" | "variants" | "tuneAs">): string {
+  if (spec.tuneAs) return spec.tuneAs;
+  return hash53([spec, ...(spec.variants ?? [])].map((v) => `${v.workgroupSize}\n${v.dispatch}\n${v.wgsl}`).join("\n\u0000\n"));
 }
 
 export type KernelEmitter<P extends Prim> = (ctx: KernelContext<P>) => KernelBody;
