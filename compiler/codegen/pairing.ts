@@ -11,7 +11,6 @@
 // the earlier one's position (it can move up to it), the two bind at most `maxBindings`
 // buffers together, and (checked after placement, by the caller) no buffer is bound both
 // read-only and writable across them.
-import { BLOCKED_VARIANT } from "./wgsl/conv-blocked.ts";
 import type { KernelSpec, KernelVariant } from "./wgsl/index.ts";
 import { tuneIdentity } from "./wgsl/kernel.ts";
 
@@ -58,12 +57,14 @@ export function pairKernels(specs: readonly KernelSpec[], reads: readonly (reado
 }
 
 /** Kernels whose module this pass can rewrite: one entry point `main`, a grid that uses z only
- * through workgroup_id (the tiled kernels' batch), workgroups one deep. Not the large
- * convolutions that have a register-blocked variant: they run for milliseconds, so a dispatch
- * saved is worth little, and doubling their fully unrolled bodies doubles minutes of shader
- * compilation on lavapipe. */
+ * through workgroup_id, workgroups one deep; and short ones. Twins unpaired share one compiled
+ * pipeline (same WGSL), a pair compiles a module twice as long, and lavapipe's compile time
+ * grows faster than the text: a register convolution took 1.9 s alone and 5.4 s paired. So the
+ * convolutions and matmuls (autotuned, long) stay single: the elementwise kernels, reductions
+ * and the other short ones, most of the dispatches, pair. */
+export const PAIR_MAX_CHARS = 3000;
 function pairable(s: KernelSpec): boolean {
-  if ((s.variants ?? []).some((v) => v.name === BLOCKED_VARIANT)) return false;
+  if ((s.variants ?? []).length > 0 || s.wgsl.length > PAIR_MAX_CHARS) return false;
   const ok = (w: string, wg: [number, number, number]) => wg[2] === 1 && !/global_invocation_id\) \w+: vec3<u32>[^{]*\{[\s\S]*\bgid\.z\b/.test(w);
   return s.entryPoint === "main" && ok(s.wgsl, s.workgroupSize) && (s.variants ?? []).every((v) => ok(v.wgsl, v.workgroupSize));
 }
