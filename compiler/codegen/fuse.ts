@@ -60,6 +60,10 @@ export interface FusionOptions {
   sharedBuffer?: (id: number) => string | undefined;
   /** Rule 5 (epilogues of convolutions and matmul); on by default. */
   hostEpilogues?: boolean;
+  /** Values grouped (rule 3) only with values of the same segment: a value recomputed in
+   * backward (compiler/ir/remat.ts) has the depth of its forward original, and grouping the two
+   * would compute the copy in the forward pass again. Default: one segment. */
+  segmentOf?: (id: number) => number;
 }
 
 export const DEFAULT_FUSION: FusionOptions = { enabled: true, maxBindings: 8, recomputeLimit: 24 };
@@ -214,6 +218,16 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
     return INDEXWISE.has(p) ? "elementwise" : "node";
   };
   const level = new Map<number, number>();
+  // The grouping key's depth part: the depth, and the segment when there are several.
+  const depthKey = (id: number) => {
+    const s = opts.segmentOf?.(id) ?? 0;
+    return s === 0 ? `${level.get(id)}` : `${level.get(id)}/${s}`;
+  };
+  // A recomputed value is computed with its host only when they are recomputed together.
+  const sameSegment = (value: number, host: number) => {
+    const s = opts.segmentOf?.(value) ?? 0;
+    return s === 0 || s === (opts.segmentOf?.(host) ?? 0);
+  };
   const buckets = new Map<string, number[]>();
   const order: string[] = [];
   const keyOf = new Map<number, string>();
@@ -240,7 +254,7 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
     readsOf.set(id, { reads, inlined });
     level.set(id, 1 + Math.max(0, ...[...reads].map((r) => level.get(r)!)));
     const node = graph.node(id);
-    put(id, kind === "elementwise" ? `e ${level.get(id)} ${numel(node.shape)}` : kind === "reduce" ? `r ${level.get(id)} ${reduceClass(graph, node as IRNode<"reduce">)}` : `n ${id}`);
+    put(id, kind === "elementwise" ? `e ${depthKey(id)} ${numel(node.shape)}` : kind === "reduce" ? `r ${depthKey(id)} ${reduceClass(graph, node as IRNode<"reduce">)}` : `n ${id}`);
   }
 
   // Rule 3b, siblings: elementwise values over a reduction's input space at its depth are
@@ -249,7 +263,7 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
   for (const key of order) {
     if (!key.startsWith("r ")) continue;
     const first = graph.node(buckets.get(key)![0]!);
-    const at = `${level.get(first.id)} ${numel(graph.shapeOf(first.inputs[0]!))}`;
+    const at = `${depthKey(first.id)} ${numel(graph.shapeOf(first.inputs[0]!))}`;
     if (!reduceAt.has(at)) reduceAt.set(at, key);
   }
   // Rule 3c, epilogues: an elementwise value that reads reductions only at its own index (their
@@ -258,7 +272,7 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
     const r = readsOf.get(id)!;
     const lv = level.get(id)! - 1;
     const reducers = [...r.reads].filter((v) => kindOf(v) === "reduce" && level.get(v) === lv);
-    if (reducers.length === 0) return undefined;
+    if (reducers.length === 0 || !sameSegment(id, reducers[0]!)) return undefined;
     const key = keyOf.get(reducers[0]!)!;
     if (reducers.some((v) => keyOf.get(v) !== key || numel(graph.shapeOf(v)) !== numel(graph.shapeOf(id)))) return undefined;
     if ([...r.reads].some((v) => !reducers.includes(v) && level.get(v)! >= lv)) return undefined;
@@ -306,7 +320,7 @@ function tryPlan(graph: Graph, outputs: readonly number[], opts: FusionOptions, 
       const r = readsOf.get(id)!;
       const lv = level.get(id)! - 1;
       const n = numel(graph.shapeOf(id));
-      const hosts = [...r.reads].filter((v) => EPILOGUE_HOSTS.has(graph.node(v).prim) && level.get(v) === lv && numel(graph.shapeOf(v)) === n);
+      const hosts = [...r.reads].filter((v) => EPILOGUE_HOSTS.has(graph.node(v).prim) && level.get(v) === lv && numel(graph.shapeOf(v)) === n && sameSegment(id, v));
       for (const host of hosts) {
         if (!readsAtOwnIndex(graph, id, new Set([host]), stored)) continue;
         // The host's own bindings (its inputs and result), the epilogues' reads (shared buffers

@@ -91,7 +91,7 @@ export function placeValues(
   b: Buffers,
   state: ReadonlyMap<string, number>,
   wanted: ReadonlyMap<number, Placement> = new Map(),
-  options: { fusion?: Partial<FusionOptions>; reuse?: boolean; pair?: boolean } = {},
+  options: { fusion?: Partial<FusionOptions>; reuse?: boolean; pair?: boolean; recomputed?: ReadonlyMap<number, number> } = {},
 ): { bufferOf: Map<number, number>; kernels: KernelLaunch[]; placed: Set<number>; fusion: FusionPlan; specs: KernelSpec[]; tempBytes: { planned: number; unplanned: number } } {
   // Parameters and running statistics are views of the two state arenas: a kernel binds each
   // arena once, however many of its tensors it reads.
@@ -101,7 +101,7 @@ export function placeValues(
     const view = state.get((node.attrs as { name: string }).name);
     return view === undefined ? undefined : `arena ${b.specs[view]!.view?.of ?? view}`;
   };
-  const fusion = planFusion(graph, outputs, { ...options.fusion, sharedBuffer: arenaKey });
+  const fusion = planFusion(graph, outputs, { ...options.fusion, sharedBuffer: arenaKey, segmentOf: (id) => options.recomputed?.get(id) ?? 0 });
   const bufferOf = new Map<number, number>();
   const arenaOf = new Map<number, number>();
   const placed = new Set<number>();
@@ -148,8 +148,10 @@ export function placeValues(
       } else temps.push({ id, floats: Math.max(1, numel(graph.shapeOf(id))), def: k, lastUse: kept.has(id) || !options.reuse ? Infinity : (lastRead.get(id) ?? k) });
     }
   });
-  const tempBytes = { planned: 0, unplanned: temps.reduce((n, t) => n + t.floats * 4, 0) };
-  tempBytes.planned = tempBytes.unplanned;
+  // Unplanned: every value of the program as written in a buffer of its own (values recomputed
+  // in backward, remat.ts, exist only because of the plan and are not counted).
+  const tempBytes = { planned: 0, unplanned: temps.reduce((n, t) => n + (options.recomputed?.has(t.id) ? 0 : t.floats * 4), 0) };
+  tempBytes.planned = temps.reduce((n, t) => n + t.floats * 4, 0);
   if (options.reuse) {
     const memory = planMemory(temps);
     tempBytes.planned = memory.pools.reduce((n, f) => n + f * 4, 0);

@@ -19,6 +19,7 @@
 // hold, the GPU computed the graph to f32 accuracy, and any end-to-end gap is conditioning.
 import type { Program } from "../check/program.ts";
 import { type Graph, ruleOf } from "../ir/graph.ts";
+import { rematerialise } from "../ir/remat.ts";
 import { type Feeds, type TrainState, buildTrainGraph, feedsFor, initState, optimiserStep, seededUniform, trainStep } from "../ir/interpret.ts";
 import { type IRNode, type Prim, numel } from "../ir/primitives.ts";
 import type { Gpu } from "../../runtime/device.ts";
@@ -138,8 +139,9 @@ export async function verifyStep(gpu: Gpu, program: Program, options: VerifyStep
     t = now;
     return d;
   };
-  const model = buildTrainGraph(program, batch);
-  const plan = planTrainStep(model, { readValues: true });
+  // The graph as planned (recomputation included), so that plan and interpreter share ids.
+  const model = rematerialise(buildTrainGraph(program, batch));
+  const plan = planTrainStep(model, { readValues: true, remat: false });
   options.tamper?.(plan);
   ms.plan = lap();
   // Weights and data rounded to f32 first, so both sides start from the same numbers.
