@@ -10,7 +10,10 @@
 // Measuring never touches a plan's buffers: variants run on zero-filled scratch buffers of the
 // same sizes, so tuning cannot change a result (and every variant computes the same values
 // within f32 rounding anyway). Timing is wall clock around queue.onSubmittedWorkDone() over a
-// batch of dispatches, after a warm-up dispatch (which, on lavapipe, JIT-compiles the shader).
+// batch of dispatches, after a warm-up dispatch (which, on lavapipe, JIT-compiles the shader),
+// in rounds that interleave the candidates, the best of each kept; a variant must beat the
+// default by 10% to replace it. (Measured one after another, a burst of other work on a 2-core
+// machine once made lavapipe pick shared-memory tiles for 154 kernels, 2-5x slower there.)
 //
 // Browser-safe: the Node cache file is reached through variable-specifier imports (as
 // device.ts loads `webgpu`), so bundlers keep node:fs out of a page build; pages use
@@ -119,17 +122,22 @@ interface NodeFs {
   mkdirSync(p: string, o: { recursive: true }): void;
 }
 
+/** Version 2: choices measured in interleaved rounds with a margin for the default; version 1's
+ * choices (one candidate after another) may carry a burst of load, so they are measured again. */
+const FORMAT = "drifa-autotune/2";
+
 const parse = (text: string | null | undefined): Record<string, CacheEntry> => {
   try {
     const v = JSON.parse(text ?? "{}") as {
+      format?: string;
       entries?: Record<string, CacheEntry>;
     };
-    return v.entries ?? {};
+    return v.format === FORMAT ? (v.entries ?? {}) : {};
   } catch {
     return {}; // a damaged cache only costs a measurement
   }
 };
-const serialise = (entries: Record<string, CacheEntry>) => `${JSON.stringify({ format: "drifa-autotune/1", entries }, null, 1)}\n`;
+const serialise = (entries: Record<string, CacheEntry>) => `${JSON.stringify({ format: FORMAT, entries }, null, 1)}\n`;
 
 /** The cache file in Node. Read at every load (other processes may have added entries);
  * written atomically (a temporary file renamed over it) so a crash never leaves half a file.
@@ -187,40 +195,62 @@ function defaultCache(): AutotuneCache | undefined {
 export type Compile = (wgsl: string, k: KernelLaunch, label: string) => Promise<GPUComputePipeline>;
 
 const SAMPLE_MS = 20;
+/** Rounds of samples per candidate, interleaved across the candidates: a burst of other load on
+ * the machine (lavapipe shares the CPU with everything) then slows all of them alike instead of
+ * whichever happened to be measured during it. */
+const ROUNDS = 3;
+/** A variant replaces the default only when its best time is below this fraction of the
+ * default's: a near tie is noise, and the default is the variant the tests exercise most. */
+const MARGIN = 0.9;
 
-/** Milliseconds per dispatch of `pipe` on scratch buffers; throws on a device error. */
-async function timeDispatch(gpu: Gpu, pipe: GPUComputePipeline, layout: GPUBindGroupLayout, sizes: number[], dispatch: [number, number, number], beat: number): Promise<number> {
+/** Times dispatches of one candidate on zero-filled stand-ins of the kernel's bindings, so
+ * measuring never touches the plan's data. */
+interface Timer {
+  /** Milliseconds of one dispatch after the warm-up (submission latency included). */
+  once: number;
+  /** Milliseconds for `n` dispatches in one pass. */
+  run(n: number): Promise<number>;
+  destroy(): void;
+}
+
+async function prepareTimer(gpu: Gpu, pipe: GPUComputePipeline, layout: GPUBindGroupLayout, sizes: number[], dispatch: [number, number, number]): Promise<Timer> {
   const { device } = gpu;
-  // Zero-filled stand-ins of the kernel's bindings: measuring never touches the plan's data.
   const scratch = sizes.map((f) => device.createBuffer({ label: "autotune scratch", size: Math.max(4, f * 4), usage: GPUBufferUsage.STORAGE }));
+  const destroy = () => scratch.forEach((b) => b.destroy());
   try {
-    return await withErrorScopes(device, "autotune", () => sample(device, pipe, layout, scratch, dispatch, beat));
-  } finally {
-    for (const b of scratch) b.destroy();
+    const bind = device.createBindGroup({ label: "autotune", layout, entries: scratch.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    const run = (n: number) =>
+      withErrorScopes(device, "autotune", async () => {
+        const enc = device.createCommandEncoder({ label: "autotune" });
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipe);
+        pass.setBindGroup(0, bind);
+        for (let i = 0; i < n; i++) pass.dispatchWorkgroups(...dispatch);
+        pass.end();
+        const t0 = performance.now();
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        return performance.now() - t0;
+      });
+    await run(1); // warm-up: lavapipe compiles the shader to machine code here
+    return { once: await run(1), run, destroy };
+  } catch (e) {
+    destroy();
+    throw e;
   }
 }
 
-async function sample(device: GPUDevice, pipe: GPUComputePipeline, layout: GPUBindGroupLayout, scratch: GPUBuffer[], dispatch: [number, number, number], beat: number): Promise<number> {
-  const bind = device.createBindGroup({ label: "autotune", layout, entries: scratch.map((buffer, binding) => ({ binding, resource: { buffer } })) });
-  const run = async (n: number) => {
-    const enc = device.createCommandEncoder({ label: "autotune" });
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipe);
-    pass.setBindGroup(0, bind);
-    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(...dispatch);
-    pass.end();
-    const t0 = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
-  await run(1); // warm-up: lavapipe compiles the shader to machine code here
-  const once = await run(1);
-  let best = once;
-  // A variant already 3x slower than the best one measured is not worth more samples.
-  if (once < 3 * beat) {
-    const n = Math.max(1, Math.min(32, Math.round(SAMPLE_MS / Math.max(once, 0.01))));
-    for (let t = 0; t < (once > 200 ? 1 : 3); t++) best = Math.min(best, (await run(n)) / n);
+/** Best milliseconds per dispatch of each candidate (Infinity: not measurable), measured in
+ * interleaved rounds; a candidate already 3x slower than the best is not sampled again. */
+async function measureAll(timers: (Timer | undefined)[]): Promise<number[]> {
+  const best = timers.map((t) => t?.once ?? Infinity);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let c = 0; c < timers.length; c++) {
+      const t = timers[c];
+      if (!t || best[c]! > 3 * Math.min(...best) || (round > 0 && best[c]! > 200)) continue;
+      const n = Math.max(1, Math.min(32, Math.round(SAMPLE_MS / Math.max(best[c]!, 0.01))));
+      best[c] = Math.min(best[c]!, (await t.run(n)) / n);
+    }
   }
   return best;
 }
@@ -276,20 +306,25 @@ export async function chooseVariants(
     else {
       autotuneCounters.measured++;
       const ms: Record<string, number> = {};
-      let best = Infinity;
-      for (let c = 0; c < cands.length; c++) {
-        const cand = cands[c]!;
-        if (cand.workgroupSize.reduce((a, b) => a * b, 1) > maxInvocations) continue;
-        try {
-          const pipe = await compile(cand.wgsl, k, `${k.label} [${cand.name}]`);
-          const t = await timeDispatch(gpu, pipe, layout(k), k.buffers.map(floats), cand.dispatch, best);
-          ms[cand.name] = +t.toPrecision(4);
-          if (t < best) [best, pick] = [t, c];
-        } catch {
-          // A variant this adapter cannot compile or run is simply not a candidate; the
-          // default's own errors surface when the plan compiles it.
-          if (c === 0) best = Infinity;
+      const timers: (Timer | undefined)[] = [];
+      try {
+        for (let c = 0; c < cands.length; c++) {
+          const cand = cands[c]!;
+          if (cand.workgroupSize.reduce((a, b) => a * b, 1) > maxInvocations) continue;
+          try {
+            const pipe = await compile(cand.wgsl, k, `${k.label} [${cand.name}]`);
+            timers[c] = await prepareTimer(gpu, pipe, layout(k), k.buffers.map(floats), cand.dispatch);
+          } catch {
+            // A variant this adapter cannot compile or run is simply not a candidate; the
+            // default's own errors surface when the plan compiles it.
+          }
         }
+        const best = await measureAll(timers);
+        best.forEach((t, c) => Number.isFinite(t) && (ms[cands[c]!.name] = +t.toPrecision(4)));
+        pick = Math.max(0, best.indexOf(Math.min(...best)));
+        if (pick !== 0 && best[pick]! > MARGIN * best[0]!) pick = 0;
+      } finally {
+        for (const t of timers) t?.destroy();
       }
       fresh[key] = {
         choice: cands[pick]!.name,

@@ -244,7 +244,7 @@ function doubling(n: number, extra: number): string {
   ].join("\n");
 }
 
-function tunePlan(n: number): ExecPlan {
+function tunePlan(n: number, slow = 4096, fast = 0): ExecPlan {
   const dispatch: [number, number, number] = [Math.ceil(n / 64), 1, 1];
   return {
     buffers: [
@@ -255,7 +255,7 @@ function tunePlan(n: number): ExecPlan {
     kernels: [
       {
         label: "doubling",
-        wgsl: doubling(n, 4096),
+        wgsl: doubling(n, slow),
         entryPoint: "main",
         buffers: [0, 1],
         access: ["read", "write"],
@@ -264,7 +264,7 @@ function tunePlan(n: number): ExecPlan {
         variants: [
           {
             name: "fast",
-            wgsl: doubling(n, 0),
+            wgsl: `${doubling(n, fast)}${fast === slow ? "\n// the same kernel" : ""}`,
             workgroupSize: [64, 1, 1],
             dispatch,
           },
@@ -304,6 +304,15 @@ gpuTest("the autotuner picks the faster variant, caches it, and a second executo
   assert.equal(autotuneCounters.fromCache, before.fromCache + 1);
   assert.equal(second.stats.autotuneMs < 50, true);
   second.destroy();
+});
+
+gpuTest("a variant no faster than the default (the same kernel) does not replace it", async () => {
+  const before = { ...autotuneCounters };
+  // ~10 ms a dispatch: long enough that timer and submission jitter stay far below the margin.
+  const tie = await Executor.create(gpu!, tunePlan(4096, 2048, 2048));
+  assert.equal([...tie.variants], ["register"]);
+  assert.equal(autotuneCounters.measured, before.measured + 1);
+  tie.destroy();
 });
 
 gpuTest("DRIFA_AUTOTUNE=off takes the default; cached with no entry takes it too, measuring nothing", async () => {

@@ -379,10 +379,19 @@ export function convFlops(ctx: KernelContext<Prim>): number {
   return 2 * y[0]! * y[1]! * y[2]! * y[3]! * w[1]! * w[2]! * w[3]!;
 }
 
-/** Below this many FLOPs a convolution keeps only the simple kernels: the blocked one's large
- * unrolled body costs seconds of shader compilation on lavapipe (cold cache), more than it can
- * save on a small convolution. 4 MFLOP takes in DRIFA-Net's 3x3 convolutions at width 16,
- * 64x64, batch 8 (9.4 MFLOP each), which made its training step 19 % faster. */
+/** K of the K x K convolution kernel. */
+function kernelSize(ctx: KernelContext<Prim>): number {
+  return ctx.node.prim === "conv2d_weight_grad" ? ctx.outShape[2]! : ctx.inShapes[1]![2]!;
+}
+
+/** Below this many FLOPs a convolution with a kernel larger than 1x1 keeps only the simple
+ * kernels: the blocked one's body, unrolled over the K*K taps, costs seconds of shader
+ * compilation on lavapipe (cold cache), more than it can save on a small convolution. 4 MFLOP
+ * takes in DRIFA-Net's 3x3 convolutions at width 16, 64x64, batch 8 (9.4 MFLOP each), which made
+ * its training step 19 % faster. A 1x1 convolution's blocked body is short (tens of ms to
+ * compile) and its vec4 loads beat the register kernel's guarded gathers at any size (HIFA's
+ * [8,64,4,4]: 0.12 against 0.22 ms forward, 0.16 against 0.47 ms weight gradient), so 1x1
+ * convolutions always get it. */
 export const BLOCKED_MIN_FLOPS = 4e6;
 
 export const BLOCKED_VARIANT = "blocked";
@@ -391,7 +400,7 @@ export const BLOCKED_VARIANT = "blocked";
  * enough to pay for its compilation (`force` skips the size test: tests). */
 export function blockedVariant(ctx: KernelContext<Prim>, options: { force?: boolean } = {}): KernelVariant | undefined {
   if (ctx.node.prim !== "conv2d" && ctx.node.prim !== "conv2d_input_grad" && ctx.node.prim !== "conv2d_weight_grad") return undefined;
-  if (!options.force && convFlops(ctx) < BLOCKED_MIN_FLOPS) return undefined;
+  if (!options.force && kernelSize(ctx) > 1 && convFlops(ctx) < BLOCKED_MIN_FLOPS) return undefined;
   const body = blockedConv(ctx);
   if (!body) return undefined;
   const spec = assemble(ctx, body);
