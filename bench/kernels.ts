@@ -164,23 +164,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   };
 }
 
+/** Milliseconds of one submit of `encode`, waited for. */
+async function timeOnce(gpu: Gpu, encode: (pass: GPUComputePassEncoder) => void): Promise<number> {
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  encode(pass);
+  pass.end();
+  const t0 = performance.now();
+  gpu.device.queue.submit([enc.finish()]);
+  await gpu.device.queue.onSubmittedWorkDone();
+  return performance.now() - t0;
+}
+
 /** Times `encode` (one submit, waited for) `runs` times after two warm-ups; median ms. */
 async function timeSubmit(gpu: Gpu, encode: (pass: GPUComputePassEncoder) => void, runs: number): Promise<number> {
-  const once = async () => {
-    const enc = gpu.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    encode(pass);
-    pass.end();
-    const t0 = performance.now();
-    gpu.device.queue.submit([enc.finish()]);
-    await gpu.device.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
-  await once();
-  await once();
+  await timeOnce(gpu, encode);
+  await timeOnce(gpu, encode);
   const ts: number[] = [];
-  for (let r = 0; r < runs; r++) ts.push(await once());
+  for (let r = 0; r < runs; r++) ts.push(await timeOnce(gpu, encode));
   return median(ts);
+}
+
+/** Median milliseconds of each encoding, measured alternately (after two warm-up runs each). */
+async function timeInterleaved(gpu: Gpu, encoders: ((pass: GPUComputePassEncoder) => void)[], runs: number): Promise<number[]> {
+  const ts: number[][] = encoders.map(() => []);
+  for (const e of encoders) for (let w = 0; w < 2; w++) await timeOnce(gpu, e);
+  for (let r = 0; r < runs; r++) for (let k = 0; k < encoders.length; k++) ts[k]!.push(await timeOnce(gpu, encoders[k]!));
+  return ts.map(median);
 }
 
 async function readBuffer(gpu: Gpu, buffer: GPUBuffer, offset: number, floats: number): Promise<Float32Array> {
@@ -213,17 +223,14 @@ export async function benchModulation(gpu: Gpu, runs: number, shape: [number, nu
   plan.buffers.forEach((b, i) => {
     if (b.init.kind === "input" || b.init.kind === "param") gpu.device.queue.writeBuffer(res.placed[i]!.buffer, res.placed[i]!.offset, data[b.init.name]!);
   });
-  const oursMs = await timeSubmit(
-    gpu,
-    (pass) => {
-      plan.kernels.forEach((_, k) => {
-        pass.setPipeline(res.pipelines[k]!);
-        pass.setBindGroup(0, res.bindGroups[k]!);
-        pass.dispatchWorkgroups(...res.dispatch[k]!);
-      });
-    },
-    runs,
-  );
+  const encodeOurs = (pass: GPUComputePassEncoder) => {
+    plan.kernels.forEach((_, k) => {
+      pass.setPipeline(res.pipelines[k]!);
+      pass.setBindGroup(0, res.bindGroups[k]!);
+      pass.dispatchWorkgroups(...res.dispatch[k]!);
+    });
+  };
+  await timeOnce(gpu, encodeOurs); // ours's outputs, read below
   const ours = await Promise.all(plan.outputs.map((o) => readBuffer(gpu, res.placed[o]!.buffer, res.placed[o]!.offset, plan.buffers[o]!.floats)));
 
   // The hand-fused kernels on the same data.
@@ -244,13 +251,18 @@ export async function benchModulation(gpu: Gpu, runs: number, shape: [number, nu
   const b2 = await prepare(gpu, { wgsl: hf.back2.wgsl, floats: [5 * NC, 1 + 2 * C], access: ["read", "write"], dispatch: hf.back2.dispatch, label: "hand-fused backward 2" });
   // back2 reads back1's r: bound through a second bind group.
   const r2 = gpu.device.createBindGroup({ layout: b2.layout, entries: [{ binding: 0, resource: { buffer: b1.buffers[4]! } }, { binding: 1, resource: { buffer: b2.buffers[1]! } }] });
-  const handMs = await timeSubmit(
+  // Timed in alternation, run by run: a slow stretch of the machine (lavapipe shares two cores
+  // with everything else) then falls on both sides instead of on whichever ran during it.
+  const [oursMs, handMs] = await timeInterleaved(
     gpu,
-    (pass) => {
-      f.encode(pass);
-      b1.encode(pass);
-      b2.encode(pass, r2);
-    },
+    [
+      encodeOurs,
+      (pass) => {
+        f.encode(pass);
+        b1.encode(pass);
+        b2.encode(pass, r2);
+      },
+    ],
     runs,
   );
   const yH = await f.read(2);
@@ -321,7 +333,7 @@ export async function benchKernels(gpu: Gpu, opts: { quick?: boolean; baseline?:
   gemm.destroy();
   let modulation: KernelBench["modulation"] = null;
   try {
-    modulation = await benchModulation(gpu, opts.quick ? 3 : 7);
+    modulation = await benchModulation(gpu, opts.quick ? 5 : 15);
   } catch (e) {
     console.error(`[bench/kernels] modulation: ${(e as Error).message}`);
   }
