@@ -192,6 +192,7 @@ test("drifac compile --report lists fused kernels and why candidates were stored
   assert.match(text, /read by conv2d %\d+, which reads its inputs from memory/);
   assert.match(text, /#\d+ conv2d \+ epilogue \(its result %\d+ conv2d\[[\d,]+\] not stored\): writes %\d+ sigmoid/);
   assert.match(text, /; one dispatch with #\d+/);
+  assert.match(text, /recomputed in backward instead of kept from forward: \d+ values \(.*conv2d x\d+.*\) in \d+ places/);
   const pairs = trainPlan.fusion.dispatches!.filter((d) => d.length === 2).length;
   assert.match(text, new RegExp(`${trainPlan.fusion.dispatches!.length} dispatches \\(${pairs} pairs of twin kernels\\)`));
 });

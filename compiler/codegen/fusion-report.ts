@@ -28,6 +28,16 @@ function kernelLine(graph: Graph, g: KernelGroup, k: number, twin: number | unde
   return `  #${k} ${kind}: writes ${writes}; reads ${g.reads.length}${inlined}${paired}`;
 }
 
+/** How many forward values backward recomputes (remat.ts), by primitive. */
+function recomputedLine(graph: Graph, fusion: FusionPlan): string[] {
+  const r = fusion.recomputed;
+  if (!r || r.size === 0) return [];
+  const by = new Map<string, number>();
+  for (const id of r.keys()) by.set(graph.node(id).prim, (by.get(graph.node(id).prim) ?? 0) + 1);
+  const parts = [...by].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} x${n}`);
+  return [`  recomputed in backward instead of kept from forward: ${r.size} values (${parts.join(", ")}) in ${new Set(r.values()).size} places`];
+}
+
 export function renderFusionReport(title: string, graph: Graph, fusion: FusionPlan, unfusedKernels: number): string {
   const g = fusion.groups;
   const fusedKinds = (kind: string) => g.filter((x) => x.kind === kind && (x.roots.length > 1 || x.inlined.length > 0)).length;
@@ -37,6 +47,7 @@ export function renderFusionReport(title: string, graph: Graph, fusion: FusionPl
   const hosts = g.filter((x) => x.host !== undefined).length;
   const lines = [
     `${title}: ${g.length} kernels (${unfusedKernels} without fusion); ${fusedKinds("elementwise")} fused elementwise, ${fusedKinds("reduce")} fused reductions, ${hosts} convolutions or matmuls with epilogues, ${g.filter((x) => x.kind === "node" && x.host === undefined).length} others; ${dispatches} dispatches (${twin.size / 2} pairs of twin kernels)`,
+    ...recomputedLine(graph, fusion),
     ...g.map((x, k) => kernelLine(graph, x, k, twin.get(k))),
     `  missed: ${fusion.missed.length} index-wise values stored instead of fused`,
     ...fusion.missed.map((m) => `  - ${valueText(graph, m.value)}: ${m.reason}`),
