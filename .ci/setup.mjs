@@ -9,7 +9,8 @@
 // script prints what to install and carries on: the tests that need no GPU still run, the GPU
 // tests skip themselves (and Chromium, for the browser test: DRIFA_SKIP_BROWSER_SETUP=1 skips it).
 // DRIFA_SKIP_GPU_SETUP=1 skips the adapter check; DRIFA_SETUP_DRY_RUN=1 prints
-// the system commands instead of running them. Keep the instructions in step with
+// the system commands instead of running them. Everything it prints goes to stderr (with what
+// the commands it runs print), so `npm run -s bench -- --json` keeps stdout to the JSON. Keep the instructions in step with
 // runtime/setup-hint.ts (this file cannot import TypeScript).
 import { execSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -21,8 +22,8 @@ const marker = path.join(root, "node_modules", ".package-lock.json");
 const lock = path.join(root, "package-lock.json");
 const stale = !fs.existsSync(marker) || fs.statSync(marker).mtimeMs < fs.statSync(lock).mtimeMs;
 if (stale) {
-  console.log("drifa setup: installing npm dependencies (npm ci)");
-  execSync("npm ci --no-audit --no-fund", { cwd: root, stdio: "inherit" });
+  console.error("drifa setup: installing npm dependencies (npm ci)");
+  execSync("npm ci --no-audit --no-fund", { cwd: root, stdio: ["inherit", 2, 2] });
 }
 
 const skipGpu = process.env.DRIFA_SKIP_GPU_SETUP === "1";
@@ -91,13 +92,13 @@ function hasBackportsSource() {
 }
 
 function run(cmd) {
-  console.log(`drifa setup: ${dryRun ? "(dry run) would run" : "running"}: ${cmd}`);
+  console.error(`drifa setup: ${dryRun ? "(dry run) would run" : "running"}: ${cmd}`);
   if (dryRun) return true;
   try {
-    execSync(cmd, { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    execSync(cmd, { stdio: ["inherit", 2, 2], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
     return true;
   } catch (e) {
-    console.log(`drifa setup: \`${cmd}\` failed: ${e.message.split("\n")[0]}`);
+    console.error(`drifa setup: \`${cmd}\` failed: ${e.message.split("\n")[0]}`);
     return false;
   }
 }
@@ -117,9 +118,9 @@ function hint() {
 
 function installLavapipe() {
   if (hasBackportsSource()) {
-    console.log("drifa setup: a bookworm-backports apt source exists already");
+    console.error("drifa setup: a bookworm-backports apt source exists already");
   } else {
-    console.log(`drifa setup: ${dryRun ? "(dry run) would write" : "writing"} ${BACKPORTS_FILE}`);
+    console.error(`drifa setup: ${dryRun ? "(dry run) would write" : "writing"} ${BACKPORTS_FILE}`);
     if (!dryRun) fs.writeFileSync(BACKPORTS_FILE, BACKPORTS_SOURCE);
   }
   return run("apt-get update") && run(`apt-get install -y -t bookworm-backports ${PACKAGES.join(" ")}`);
@@ -128,20 +129,20 @@ function installLavapipe() {
 function ensureAdapter() {
   const first = probeAdapter();
   if (first.ok) {
-    console.log(`drifa setup: WebGPU adapter: ${first.detail}`);
+    console.error(`drifa setup: WebGPU adapter: ${first.detail}`);
   } else {
-    console.log(`drifa setup: no WebGPU adapter (${first.detail})`);
+    console.error(`drifa setup: no WebGPU adapter (${first.detail})`);
     if (first.noPackage) return;
     const os = osRelease();
     const root_ = typeof process.getuid === "function" && process.getuid() === 0;
     if (os.id === "debian" && os.codename === "bookworm" && root_) {
-      console.log("drifa setup: Debian bookworm as root: installing Mesa's lavapipe from bookworm-backports");
+      console.error("drifa setup: Debian bookworm as root: installing Mesa's lavapipe from bookworm-backports");
       const installed = installLavapipe();
       const again = installed && !dryRun ? probeAdapter() : { ok: false, detail: dryRun ? "dry run" : "installation failed" };
-      if (again.ok) console.log(`drifa setup: WebGPU adapter: ${again.detail}`);
-      else console.log(`drifa setup: still no WebGPU adapter (${again.detail})\n${hint()}`);
+      if (again.ok) console.error(`drifa setup: WebGPU adapter: ${again.detail}`);
+      else console.error(`drifa setup: still no WebGPU adapter (${again.detail})\n${hint()}`);
     } else {
-      console.log(hint());
+      console.error(hint());
     }
   }
 }
@@ -154,9 +155,9 @@ if (!fs.existsSync(CHROMIUM)) {
   const os = osRelease();
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
   if (os.id === "debian" && isRoot && process.env.DRIFA_SKIP_BROWSER_SETUP !== "1") {
-    console.log("drifa setup: installing Debian's chromium for the browser test");
-    if (!(run("apt-get update") && run("apt-get install -y chromium"))) console.log("drifa setup: chromium could not be installed; the browser test will be skipped");
+    console.error("drifa setup: installing Debian's chromium for the browser test");
+    if (!(run("apt-get update") && run("apt-get install -y chromium"))) console.error("drifa setup: chromium could not be installed; the browser test will be skipped");
   } else {
-    console.log("drifa setup: no Chromium at /usr/bin/chromium; the browser test will be skipped (Debian: apt-get install chromium)");
+    console.error("drifa setup: no Chromium at /usr/bin/chromium; the browser test will be skipped (Debian: apt-get install chromium)");
   }
 }
