@@ -150,7 +150,7 @@ gpuTest("blocked conv2d, conv2d_input_grad, conv2d_weight_grad agree with the in
 // through its epilogue), against the interpreter; and twin kernels (the same WGSL, independent,
 // as the two modality branches have) paired into one dispatch (pairing.ts) against the same
 // kernels unpaired, bit for bit. Convolutions are not paired (long modules: compile time).
-gpuTest("epilogues in every convolution variant, and paired twin kernels, agree with the interpreter", async () => {
+gpuTest("epilogues in every convolution variant, and paired twin kernels (1x1 convolutions in every variant), agree with the interpreter", async () => {
   const g = new Graph();
   const a = { stride: 1, padding: 1, dilation: 1, groups: 1 };
   const outputs: Record<string, number> = {};
@@ -166,13 +166,18 @@ gpuTest("epilogues in every convolution variant, and paired twin kernels, agree 
       const w = g.input(`x${at + 1}`, [channels, channels, 3, 3]);
       const b = g.input(`x${at + 2}`, [channels]);
       const dy = g.input(`x${at + 3}`, big);
-      inputs.push(x, w, b, dy);
+      const w1 = g.input(`x${at + 4}`, [channels, channels, 1, 1]);
+      inputs.push(x, w, b, dy, w1);
       const conv = g.emit("conv2d", [x, w], a);
       const tag = `${size}x${size}x${channels} ${t}`;
       const bias = g.emit("broadcast", [b], { shape: big, axes: [1] });
       outputs[`sigmoid(conv + b) ${tag}`] = g.emit("sigmoid", [g.emit("add", [conv, bias], {})], {});
       outputs[`input grad ${tag}`] = g.emit("conv2d_input_grad", [dy, w], { ...a, h: size, w: size });
       outputs[`weight grad ${tag}`] = g.emit("conv2d_weight_grad", [x, dy], { ...a, k: 3 });
+      // 1x1 convolutions (HIFA's), which pair with all their variants (KernelSpec.quickToCompile).
+      const a1 = { ...a, padding: 0 };
+      outputs[`1x1 sigmoid(conv + b) ${tag}`] = g.emit("sigmoid", [g.emit("add", [g.emit("conv2d", [x, w1], a1), bias], {})], {});
+      outputs[`1x1 weight grad ${tag}`] = g.emit("conv2d_weight_grad", [x, dy], { ...a1, k: 1 });
       // Twins of a short kernel that fusion does not group (it reads memory): argmask, the
       // mask of each plane's first maximum (max pooling's gradient).
       outputs[`argmask ${tag}`] = g.emit("argmask", [dy], { op: "max", shape: [8, channels], axes: [0, 1] });
@@ -182,7 +187,12 @@ gpuTest("epilogues in every convolution variant, and paired twin kernels, agree 
   const plan = planGraph(g, ids, { fuse: true });
   const labels = plan.kernels.map((k) => k.label).join("; ");
   const paired = plan.kernels.filter((k) => k.label.includes(" | "));
-  assert.ok(paired.length >= 2 && paired.every((k) => k.dispatch[2] === 2 && !/conv2d/.test(k.label)), labels);
+  // Paired: the argmask twins and the 1x1 convolutions' (forward with its epilogue, weight
+  // gradient: two pairs per size), never the 3x3 ones.
+  const pairedConvs = paired.filter((k) => /conv2d/.test(k.label));
+  assert.ok(paired.length >= 6 && paired.every((k) => k.dispatch[2] === 2), labels);
+  assert.is(pairedConvs.length, 4, labels);
+  assert.ok(pairedConvs.every((k) => k.variants?.some((v) => v.name === "blocked" && v.dispatch[2] === 2)), labels);
   assert.ok(plan.kernels.some((k) => /conv2d \+ %\d+ sigmoid/.test(k.label) && k.variants?.some((v) => v.name === "blocked")), labels);
   const single = planGraph(g, ids, { fuse: true, pair: false });
   assert.is(single.kernels.length, plan.kernels.length + paired.length);

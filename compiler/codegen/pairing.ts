@@ -63,8 +63,13 @@ export function pairKernels(specs: readonly KernelSpec[], reads: readonly (reado
  * convolutions and matmuls (autotuned, long) stay single: the elementwise kernels, reductions
  * and the other short ones, most of the dispatches, pair. */
 export const PAIR_MAX_CHARS = 3000;
+/** 1x1 convolutions (KernelSpec.quickToCompile) pair with every variant under this length: their
+ * modules have no unrolled taps (the blocked variant paired compiles in about 0.1 s). */
+export const PAIR_MAX_TUNED_CHARS = 16000;
 function pairable(s: KernelSpec): boolean {
-  if ((s.variants ?? []).length > 0 || s.wgsl.length > PAIR_MAX_CHARS) return false;
+  const texts = [s.wgsl, ...(s.variants ?? []).map((v) => v.wgsl)];
+  const short = (s.variants ?? []).length === 0 ? s.wgsl.length <= PAIR_MAX_CHARS : s.quickToCompile === true && texts.every((w) => w.length <= PAIR_MAX_TUNED_CHARS);
+  if (!short) return false;
   const ok = (w: string, wg: [number, number, number]) => wg[2] === 1 && !/global_invocation_id\) \w+: vec3<u32>[^{]*\{[\s\S]*\bgid\.z\b/.test(w);
   return s.entryPoint === "main" && ok(s.wgsl, s.workgroupSize) && (s.variants ?? []).every((v) => ok(v.wgsl, v.workgroupSize));
 }

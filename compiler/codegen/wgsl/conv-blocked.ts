@@ -380,7 +380,7 @@ export function convFlops(ctx: KernelContext<Prim>): number {
 }
 
 /** K of the K x K convolution kernel. */
-function kernelSize(ctx: KernelContext<Prim>): number {
+export function kernelSize(ctx: KernelContext<Prim>): number {
   return ctx.node.prim === "conv2d_weight_grad" ? ctx.outShape[2]! : ctx.inShapes[1]![2]!;
 }
 

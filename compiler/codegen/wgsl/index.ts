@@ -3,7 +3,7 @@
 // (WGSL specialised to the node's shapes and attributes, its bindings and its dispatch).
 import type { Graph } from "../../ir/graph.ts";
 import type { IRNode, Prim } from "../../ir/primitives.ts";
-import { blockedVariant } from "./conv-blocked.ts";
+import { blockedVariant, kernelSize } from "./conv-blocked.ts";
 import { convEmitters } from "./conv.ts";
 import { elementwiseEmitters } from "./elementwise.ts";
 import { type EmitterTable, type KernelContext, type KernelEmitter, type KernelSpec, type LeafPrim, assemble, tuneIdentity } from "./kernel.ts";
@@ -53,5 +53,6 @@ export function kernelFor(graph: Graph, nodeId: number): KernelSpec {
   const variants = [blockedVariant(ctx), tiledVariant(ctx)].filter((v) => v !== undefined);
   if (variants.length === 0) return spec;
   const tuned = { ...spec, variants };
-  return { ...tuned, tuneAs: tuneIdentity(tuned) };
+  const quick = node.prim.startsWith("conv2d") && kernelSize(ctx) === 1;
+  return { ...tuned, tuneAs: tuneIdentity(tuned), ...(quick ? { quickToCompile: true } : {}) };
 }

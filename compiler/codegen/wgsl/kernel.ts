@@ -48,6 +48,9 @@ export interface KernelSpec {
   variants?: KernelVariant[];
   /** The kernel whose autotuning decision this one shares (runtime KernelLaunch.tuneAs). */
   tuneAs?: string;
+  /** Set on kernels with variants whose modules all compile quickly (1x1 convolutions): the
+   * pairing pass may double them (pairing.ts), which it does not do to other tuned kernels. */
+  quickToCompile?: boolean;
 }
 
 /** What an emitter sees: the node with its attributes and the shapes around it. */
