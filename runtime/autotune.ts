@@ -240,6 +240,13 @@ async function prepareTimer(gpu: Gpu, pipe: GPUComputePipeline, layout: GPUBindG
   }
 }
 
+/** The candidate to use given each one's best milliseconds (index 0 the default; Infinity: not
+ * measurable): the fastest, unless it is not MARGIN faster than the default. */
+export function pickVariant(best: readonly number[]): number {
+  const pick = Math.max(0, best.indexOf(Math.min(...best)));
+  return pick !== 0 && best[pick]! > MARGIN * best[0]! ? 0 : pick;
+}
+
 /** Best milliseconds per dispatch of each candidate (Infinity: not measurable), measured in
  * interleaved rounds; a candidate already 3x slower than the best is not sampled again. */
 async function measureAll(timers: (Timer | undefined)[]): Promise<number[]> {
@@ -321,8 +328,7 @@ export async function chooseVariants(
         }
         const best = await measureAll(timers);
         best.forEach((t, c) => Number.isFinite(t) && (ms[cands[c]!.name] = +t.toPrecision(4)));
-        pick = Math.max(0, best.indexOf(Math.min(...best)));
-        if (pick !== 0 && best[pick]! > MARGIN * best[0]!) pick = 0;
+        pick = pickVariant(best);
       } finally {
         for (const t of timers) t?.destroy();
       }

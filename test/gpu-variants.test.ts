@@ -16,7 +16,7 @@ import { type KernelVariant, kernelFor } from "../compiler/codegen/wgsl/index.ts
 import { Graph } from "../compiler/ir/graph.ts";
 import { evaluate, seededUniform } from "../compiler/ir/interpret.ts";
 import { numel } from "../compiler/ir/primitives.ts";
-import { autotuneCounters, nodeCacheFile, tuneKey } from "../runtime/autotune.ts";
+import { autotuneCounters, nodeCacheFile, pickVariant, tuneKey } from "../runtime/autotune.ts";
 import { hydrate } from "../runtime/compiled/manifest.ts";
 import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { type ExecPlan, Executor } from "../runtime/executor.ts";
@@ -254,7 +254,7 @@ function doubling(n: number, extra: number): string {
   ].join("\n");
 }
 
-function tunePlan(n: number, slow = 4096, fast = 0): ExecPlan {
+function tunePlan(n: number): ExecPlan {
   const dispatch: [number, number, number] = [Math.ceil(n / 64), 1, 1];
   return {
     buffers: [
@@ -265,7 +265,7 @@ function tunePlan(n: number, slow = 4096, fast = 0): ExecPlan {
     kernels: [
       {
         label: "doubling",
-        wgsl: doubling(n, slow),
+        wgsl: doubling(n, 4096),
         entryPoint: "main",
         buffers: [0, 1],
         access: ["read", "write"],
@@ -274,7 +274,7 @@ function tunePlan(n: number, slow = 4096, fast = 0): ExecPlan {
         variants: [
           {
             name: "fast",
-            wgsl: `${doubling(n, fast)}${fast === slow ? "\n// the same kernel" : ""}`,
+            wgsl: doubling(n, 0),
             workgroupSize: [64, 1, 1],
             dispatch,
           },
@@ -316,13 +316,15 @@ gpuTest("the autotuner picks the faster variant, caches it, and a second executo
   second.destroy();
 });
 
-gpuTest("a variant no faster than the default (the same kernel) does not replace it", async () => {
-  const before = { ...autotuneCounters };
-  // ~10 ms a dispatch: long enough that timer and submission jitter stay far below the margin.
-  const tie = await Executor.create(gpu!, tunePlan(4096, 2048, 2048));
-  assert.equal([...tie.variants], ["register"]);
-  assert.equal(autotuneCounters.measured, before.measured + 1);
-  tie.destroy();
+test("the choice: the fastest variant, unless it is not 10% faster than the default", () => {
+  // (A rule on measured times, tested on given ones: two runs of one kernel on a loaded 2-core
+  // machine differ by more than 10% often enough that a GPU test of a tie would be flaky.)
+  assert.is(pickVariant([1, 0.5, 2]), 1);
+  assert.is(pickVariant([1, 0.95, 2]), 0, "a near tie keeps the default");
+  assert.is(pickVariant([1, 0.89]), 1);
+  assert.is(pickVariant([Infinity, 3, 2]), 2, "a default that could not run is not kept");
+  assert.is(pickVariant([0.5, 1]), 0);
+  assert.is(pickVariant([Infinity]), 0);
 });
 
 gpuTest("DRIFA_AUTOTUNE=off takes the default; cached with no entry takes it too, measuring nothing", async () => {
