@@ -106,7 +106,7 @@ export interface FusionPlan {
   /** Set by the placement (state-plan.ts): the groups each dispatch runs, in order; two for a
    * pair of twin kernels (pairing.ts). */
   dispatches?: number[][];
-  /** Set by planTrainStep: values recomputed in backward (compiler/ir/remat.ts), with their
+  /** Set by the placement for planTrainStep: values recomputed in backward (compiler/ir/remat.ts), with their
    * segments. */
   recomputed?: ReadonlyMap<number, number>;
 }

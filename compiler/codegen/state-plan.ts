@@ -102,6 +102,7 @@ export function placeValues(
     return view === undefined ? undefined : `arena ${b.specs[view]!.view?.of ?? view}`;
   };
   const fusion = planFusion(graph, outputs, { ...options.fusion, sharedBuffer: arenaKey, segmentOf: (id) => options.recomputed?.get(id) ?? 0 });
+  if (options.recomputed?.size) fusion.recomputed = options.recomputed;
   const bufferOf = new Map<number, number>();
   const arenaOf = new Map<number, number>();
   const placed = new Set<number>();

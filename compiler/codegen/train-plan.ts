@@ -120,7 +120,6 @@ export function planTrainStep(written: Differentiated, options: TrainPlanOptions
   const outputs = [model.loss, ...model.tasks.map((t) => t.loss), ...model.grads.values(), ...model.updates.values()];
   // readValues keeps every stored value to the end (no buffer reuse), for checks.
   const { bufferOf, kernels, placed, fusion, tempBytes } = placeValues(model.graph, outputs, b, state, wanted, { fusion: { enabled: options.fuse ?? true }, reuse: !options.readValues, recomputed });
-  if (recomputed.size > 0) fusion.recomputed = recomputed;
   const graphKernels = kernels.map((_, k) => k);
 
   // Gradients: the value's buffer when it was placed in the arena, else a view to copy into.

@@ -42,16 +42,21 @@ function recomputable(node: IRNode, graph: Graph): boolean {
   return w[2] === 1 && w[3] === 1 && a.stride === 1 && a.padding === 0;
 }
 
+/** The forward values (leaves included) that backward reads; autodiff appends backward after
+ * the loss. */
+function backwardReads(model: Differentiated): Set<number> {
+  const g = model.graph;
+  const reads = new Set<number>();
+  for (let id = model.loss + 1; id < g.nodes.length; id++) for (const i of g.node(id).inputs) if (i <= model.loss) reads.add(i);
+  return reads;
+}
+
 /** The forward values that backward reads and that are recomputed there (original ids). */
 export function rematCandidates(model: Differentiated): Set<number> {
   const g = model.graph;
-  const forwardEnd = model.loss; // autodiff appends backward after the loss
   const isLeaf = (id: number) => LEAVES.has(g.node(id).prim);
-  const readByBackward = new Set<number>();
-  for (let id = forwardEnd + 1; id < g.nodes.length; id++) {
-    for (const i of g.node(id).inputs) if (i <= forwardEnd && !isLeaf(i)) readByBackward.add(i);
-  }
-  const chosen = new Set([...readByBackward].filter((v) => recomputable(g.node(v), g)));
+  const readByBackward = backwardReads(model);
+  const chosen = new Set([...readByBackward].filter((v) => !isLeaf(v) && recomputable(g.node(v), g)));
   // Drop values whose recomputation would need a forward value backward does not keep (until
   // nothing changes: dropping one makes it an anchor, which never makes another fail).
   for (let changed = true; changed; ) {
@@ -90,11 +95,14 @@ export function rematerialise(model: Differentiated, chosen: ReadonlySet<number>
     if (node.prim === "input") return g.input(a.name, a.shape);
     return g.emit(node.prim, inputs, node.attrs as never);
   };
+  // A value that is neither chosen nor read by backward is reached only while recomputing a
+  // chosen one (rematCandidates checked that such values are recomputable).
+  const readByBackward = backwardReads(model);
   // The value backward uses for forward value v: its recomputed copy when v (or something it is
   // computed from that backward does not read) is recomputed, else v itself.
   const forBackward = (v: number): number => {
     const node = old.node(v);
-    if (LEAVES.has(node.prim) || (!chosen.has(v) && !needsClone(v))) return map.get(v)!;
+    if (LEAVES.has(node.prim) || (!chosen.has(v) && readByBackward.has(v))) return map.get(v)!;
     const have = clones.get(v);
     if (have !== undefined) return have;
     const id = copy(node, node.inputs.map(forBackward));
@@ -102,11 +110,6 @@ export function rematerialise(model: Differentiated, chosen: ReadonlySet<number>
     recomputed.set(id, trigger);
     return id;
   };
-  // A value that is neither chosen nor read by backward is reached only while recomputing a
-  // chosen one (rematCandidates checked that such values are recomputable).
-  const readByBackward = new Set<number>();
-  for (let id = forwardEnd + 1; id < old.nodes.length; id++) for (const i of old.node(id).inputs) readByBackward.add(i);
-  const needsClone = (v: number) => !readByBackward.has(v);
   for (const node of old.nodes) {
     const backward = node.id > forwardEnd;
     if (backward) trigger++;
