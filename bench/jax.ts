@@ -9,7 +9,7 @@
 // threefry PRNG instead of our PCG hash (same rate); Adam's epsilon 1e-7 (ours reads the model's
 // train section).
 import { adapterName, countDispatches, emit, installNavigatorGpu, log, median, peerArgs, timeSteps } from "./peer-env.ts";
-import { BENCH_CONFIG, type NetConfig, type Ops, describeNet, forward, initialValues, syntheticBatch } from "./net-spec.ts";
+import { BENCH_CONFIG, type NetConfig, type Ops, type Segment, describeNet, forward, initialValues, segmentParamNames, segments, syntheticBatch } from "./net-spec.ts";
 
 const gpu = installNavigatorGpu();
 const dispatches = countDispatches();
@@ -89,18 +89,89 @@ class JaxOps implements Ops<A> {
 
 const DROPOUT_SITES = 13;
 
+/** Softmax cross-entropy of each head against one-hot labels, weighted and summed. */
+function headsLoss(cfg: NetConfig, logits: A[], labels: A[]): A {
+  let loss: A | null = null;
+  cfg.heads.forEach((h, i) => {
+    const lp = nn.logSoftmax(logits[i]!.ref, -1);
+    const ce = lp.mul(labels[i]!.ref).sum(-1).mean().mul(-h.weight);
+    loss = loss ? loss.add(ce) : ce;
+  });
+  return loss!;
+}
+
 function lossFn(cfg: NetConfig) {
   return (params: Record<string, A>, inputs: A[], labels: A[], key: A): A => {
     const keys = random.split(key, DROPOUT_SITES);
-    const logits = forward(new JaxOps(params, keys), inputs, cfg);
-    let loss: A | null = null;
-    cfg.heads.forEach((h, i) => {
-      const lp = nn.logSoftmax(logits[i]!.ref, -1);
-      const ce = lp.mul(labels[i]!.ref).sum(-1).mean().mul(-h.weight);
-      loss = loss ? loss.add(ce) : ce;
-    });
-    return loss!;
+    return headsLoss(cfg, forward(new JaxOps(params, keys), inputs, cfg), labels);
   };
+}
+
+/** Dropout keys per segment (a residual unit has two dropout sites, the heads one). */
+const KEYS_PER_SEGMENT = 2;
+
+/**
+ * The training step differentiated segment by segment (`--segments`): jax-js runs out of memory
+ * tracing the gradient of the whole network (bench/README.md), so each segment of
+ * `segments(cfg)` gets two jitted functions, its forward and its backward (the gradient of
+ * <segment(p, x), dy> with respect to p and x, which recomputes the segment's forward inside),
+ * and the host chains the cotangents from the loss back to the stems. The last segment (heads
+ * and loss) is one jitted valueAndGrad. Costs one extra forward per segment against a
+ * whole-network gradient: what a jax-js user has to pay for a network this size.
+ */
+function segmentedGradient(cfg: NetConfig) {
+  const segs = segments(cfg);
+  const names = segmentParamNames(cfg, segs);
+  const run = (seg: Segment, p: Record<string, A>, xs: A[], key: A): A[] => seg.run(new JaxOps(p, random.split(key, KEYS_PER_SEGMENT)), xs);
+  const inner = (ys: A[], dys: A[]): A => ys.map((y, j) => y.mul(dys[j]!.ref).sum()).reduce((a, b) => a.add(b));
+  const fwd = segs.slice(0, -1).map((seg) => jax.jit((p: Record<string, A>, xs: A[], key: A) => run(seg, p, xs, key)));
+  const bwd = segs.slice(0, -1).map((seg, i) =>
+    jax.jit((p: Record<string, A>, xs: A[], key: A, dys: A[]) =>
+      // The stems' inputs are data: no cotangent for them.
+      i === 0
+        ? [jax.grad((p: Record<string, A>, xs: A[], key: A, dys: A[]) => inner(run(seg, p, xs, key), dys))(p, xs, key, dys)]
+        : (jax.grad((p: Record<string, A>, xs: A[], key: A, dys: A[]) => inner(run(seg, p, xs, key), dys), { argnums: [0, 1] })(p, xs, key, dys) as unknown as A[]),
+    ),
+  );
+  const last = segs[segs.length - 1]!;
+  const head = jax.jit((p: Record<string, A>, xs: A[], key: A, labels: A[]) =>
+    jax.valueAndGrad((p: Record<string, A>, xs: A[], key: A, labels: A[]) => headsLoss(cfg, run(last, p, xs, key), labels), { argnums: [0, 1] })(p, xs, key, labels) as unknown as A[],
+  );
+  const pick = (p: Record<string, A>, i: number): Record<string, A> => Object.fromEntries(names[i]!.map((n) => [n, p[n]!.ref]));
+  /** Loss and gradients of every parameter; consumes nothing it is given. Each piece is waited
+   * for before the next is queued (see `settle`). */
+  return async (p: Record<string, A>, inputs: A[], labels: A[], key: A): Promise<[A, Record<string, A>]> => {
+    const keys = random.split(key.ref, segs.length);
+    const saved: A[][] = [];
+    let xs = inputs.map((x) => x.ref);
+    for (let i = 0; i < fwd.length; i++) {
+      saved.push(xs.map((x) => x.ref));
+      xs = await settle(`forward ${segs[i]!.name}`, fwd[i]!(pick(p, i), xs, keys.ref.slice(i)) as unknown as A[]);
+    }
+    const [loss, [gLast, dxs]] = await settle("heads and loss", head(pick(p, segs.length - 1), xs, keys.ref.slice(segs.length - 1), labels.map((y) => y.ref)) as unknown as [A, [Record<string, A>, A[]]]);
+    const grads: Record<string, A> = { ...gLast };
+    let d = dxs;
+    for (let i = fwd.length - 1; i >= 0; i--) {
+      const out = await settle(`backward ${segs[i]!.name}`, bwd[i]!(pick(p, i), saved[i]!, keys.ref.slice(i), d) as unknown as [Record<string, A>, A[]?]);
+      Object.assign(grads, out[0]);
+      d = out[1] ?? [];
+    }
+    keys.dispose();
+    return [loss, grads];
+  };
+}
+
+/**
+ * Waits until `x` is computed. jax-js queues work lazily and compiles what is queued when it is
+ * needed: left to the end of the step, the whole step's queue is compiled at once and exhausts
+ * a 4 GB heap (measured), so the segmented step and Adam's groups settle piece by piece.
+ * DRIFA_JAX_TRACE=1 logs each piece with the heap in use.
+ */
+async function settle<X>(what: string, x: X): Promise<X> {
+  const t0 = performance.now();
+  await jax.blockUntilReady(x as never);
+  if (process.env.DRIFA_JAX_TRACE) log(`jax: ${what}: ${(performance.now() - t0).toFixed(0)} ms, heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MiB`);
+  return x;
 }
 
 const B1 = 0.9;
@@ -109,7 +180,7 @@ const ADAM_EPS = 1e-7;
 
 async function main(): Promise<void> {
   const args = peerArgs();
-  log(`jax: ${process.argv.includes("--eager") ? "eager" : "jit"} mode; JS heap limit ${Math.round((await import("node:v8")).getHeapStatistics().heap_size_limit / 2 ** 20)} MiB`);
+  log(`jax: ${process.argv.includes("--eager") ? "eager" : process.argv.includes("--segments") ? "jit per segment" : "jit"} mode; JS heap limit ${Math.round((await import("node:v8")).getHeapStatistics().heap_size_limit / 2 ** 20)} MiB`);
   const cfg = BENCH_CONFIG;
   const net = describeNet(cfg);
   const adapter = await adapterName(gpu);
@@ -154,32 +225,37 @@ async function main(): Promise<void> {
     lr.dispose();
     return [np2, nm, nv];
   };
-  // Two jitted functions, loss and gradients, then Adam over every tensor (one jit over the
-  // whole step fails the same way, see bench/README.md). `--eager`: no jit at all.
-  const gradStep = jax.jit((p: Record<string, A>, xs: A[], ys: A[], key: A) => vg(p, xs, ys, key) as unknown as A[]);
-  const adamStep = jax.jit(adamUpdate as unknown as (...a: unknown[]) => A[]);
-  const eager = process.argv.includes("--eager");
-  const vgEager = vg as unknown as (...a: unknown[]) => [A, Record<string, A>];
-  const step = eager
-    ? (p: Record<string, A>, m: Record<string, A>, v: Record<string, A>, lr: A, xs: A[], ys: A[], key: A) => {
-        const [loss, g] = vgEager(jax.tree.ref(p), xs, ys, key);
-        const [np2, nm, nv] = adamUpdate(p, m, v, g, lr);
-        return [np2, nm, nv, loss];
-      }
-    : (p: Record<string, A>, m: Record<string, A>, v: Record<string, A>, lr: A, xs: A[], ys: A[], key: A) => {
-    const [loss, g] = gradStep(jax.tree.ref(p), xs, ys, key) as unknown as [A, Record<string, A>];
-    const [np2, nm, nv] = adamStep(p, m, v, g, lr) as unknown as Record<string, A>[];
-    return [np2, nm, nv, loss];
+  // Default: one jitted valueAndGrad over the whole network. `--segments`: the gradient segment
+  // by segment (segmentedGradient). `--eager`: no jit at all. Then Adam, jitted per segment's
+  // parameters and settled group by group (one jit over all 1,052 tensors is one queue too many).
+  const mode = process.argv.includes("--eager") ? "eager" : process.argv.includes("--segments") ? "segments" : "whole";
+  const wholeGradient = jax.jit((p: Record<string, A>, xs: A[], ys: A[], key: A) => vg(p, xs, ys, key) as unknown as A[]);
+  const segmented = mode === "segments" ? segmentedGradient(cfg) : null;
+  const gradient = async (p: Record<string, A>, xs: A[], ys: A[], key: A): Promise<[A, Record<string, A>]> => {
+    if (mode === "eager") return vg(jax.tree.ref(p), xs, ys, key) as unknown as [A, Record<string, A>];
+    if (!segmented) return settle("gradient", wholeGradient(jax.tree.ref(p), xs, ys, key) as unknown as [A, Record<string, A>]);
+    const out = await segmented(p, xs, ys, key);
+    [...xs, ...ys, key].forEach((a) => a.dispose());
+    return out;
+  };
+  const adamJit = jax.jit(adamUpdate as unknown as (...a: unknown[]) => A[]);
+  const groups = segmentParamNames(cfg);
+  const adam = async (p: Record<string, A>, m: Record<string, A>, v: Record<string, A>, g: Record<string, A>, lr: number): Promise<Record<string, A>[]> => {
+    const out: Record<string, A>[] = [{}, {}, {}];
+    const sub = (r: Record<string, A>, names: string[]) => Object.fromEntries(names.map((n) => [n, r[n]!]));
+    for (const [i, names] of groups.entries()) {
+      const args = [sub(p, names), sub(m, names), sub(v, names), sub(g, names), np.array([lr]).reshape([])] as const;
+      const parts = mode === "eager" ? adamUpdate(...args) : await settle(`Adam, group ${i + 1} (${names.length} tensors)`, adamJit(...args) as unknown as Record<string, A>[]);
+      parts.forEach((r, k) => Object.assign(out[k]!, r));
+    }
+    return out;
   };
   let p = params;
   const { losses, times, firstStepMs, dispatchesPerStep } = await timeSteps("jax", args, dispatches, async (t) => {
     const lr = 1e-3 * Math.sqrt(1 - B2 ** t) / (1 - B1 ** t);
-    const out = step(p, m, v, np.array([lr]).reshape([]), inputs.map((x) => x.ref), labels.map((y) => y.ref), random.key(t)) as unknown as [Record<string, A>, Record<string, A>, Record<string, A>, A];
-    [p, m, v] = out;
-    await jax.blockUntilReady(out);
-    const loss = (await out[3].data())[0]!;
-    out[3].dispose();
-    return loss;
+    const [loss, g] = await gradient(p, inputs.map((x) => x.ref), labels.map((y) => y.ref), random.key(t));
+    [p, m, v] = (await adam(p, m, v, g, lr)) as [Record<string, A>, Record<string, A>, Record<string, A>];
+    return (await loss.data())[0]!; // data() consumes the array
   });
   emit({
     peer: "jax-js",
@@ -192,7 +268,9 @@ async function main(): Promise<void> {
     stepsMs: times,
     losses,
     ...(dispatchesPerStep ? { dispatchesPerStep } : {}),
-    notes: [eager ? "NCHW; eager (no jit)" : "NCHW; jit(valueAndGrad(loss)) then jit(Adam)", "batchnorm running statistics not updated", "dropout masks from jax-js's PRNG"],
+    notes: [
+      mode === "eager" ? "NCHW; eager (no jit)" : mode === "segments" ? "NCHW; jit per segment: forward, then backward (recomputing the segment's forward) chained by hand from jit(valueAndGrad) of heads and loss" : "NCHW; jit(valueAndGrad(loss))",
+      "Adam jitted per segment's parameters", "batchnorm running statistics not updated", "dropout masks from jax-js's PRNG"],
   });
 }
 

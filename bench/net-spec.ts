@@ -144,22 +144,59 @@ function stem<T>(o: Ops<T>, x: T, n: string, width: number): T {
   return o.maxpool(o.relu(o.batchnorm(mfa(o, h, `${n}.mfa`), `${n}.bn`)));
 }
 
-/** The whole network: inputs per modality to logits per head (layout A, then Features). */
-export function forward<T>(o: Ops<T>, inputs: T[], cfg: NetConfig = BENCH_CONFIG): T[] {
+/** A piece of the network: the modalities' tensors in, the next ones out (the last piece gives
+ * the logits per head). Generic over the tensor type so that each peer runs the same pieces. */
+export interface Segment {
+  name: string;
+  run<T>(o: Ops<T>, xs: T[]): T[];
+}
+
+/** The network as a chain of segments: the stems, each of the eight residual units (RRA, dropout,
+ * MFA, then MIFA across the modalities), the features and heads. `forward` runs them in order; a
+ * peer that cannot differentiate the whole network at once (jax-js) differentiates them one by
+ * one and chains the cotangents by hand. */
+export function segments(cfg: NetConfig = BENCH_CONFIG): Segment[] {
   const names = cfg.modalities;
-  let xs = inputs.map((x, i) => stem(o, x, `${names[i]}.stem`, cfg.width));
   const widths = [cfg.width, 2 * cfg.width, 4 * cfg.width, 8 * cfg.width];
+  const out: Segment[] = [{ name: "stem", run: (o, xs) => xs.map((x, i) => stem(o, x, `${names[i]}.stem`, cfg.width)) }];
   for (let s = 0; s < 4; s++) {
     for (let b = 0; b < 2; b++) {
       const stride = s > 0 && b === 0 ? 2 : 1;
-      xs = xs.map((x, i) => rra(o, x, `${names[i]}.stage${s + 1}.block${b + 1}`, widths[s]!, stride));
-      if (s < 3) xs = xs.map((x) => o.dropout(x, cfg.p));
-      if (!(s === 3 && b === 1)) xs = xs.map((x, i) => mfa(o, x, `${names[i]}.stage${s + 1}.mfa${b + 1}`));
-      xs = mifa(o, xs, `mifa${2 * s + b + 1}`);
+      out.push({
+        name: `stage${s + 1}.block${b + 1}`,
+        run<T>(o: Ops<T>, inputs: T[]): T[] {
+          let xs = inputs.map((x, i) => rra(o, x, `${names[i]}.stage${s + 1}.block${b + 1}`, widths[s]!, stride));
+          if (s < 3) xs = xs.map((x) => o.dropout(x, cfg.p));
+          if (!(s === 3 && b === 1)) xs = xs.map((x, i) => mfa(o, x, `${names[i]}.stage${s + 1}.mfa${b + 1}`));
+          return mifa(o, xs, `mifa${2 * s + b + 1}`);
+        },
+      });
     }
   }
-  const features = o.gap(o.dropout(o.concatMaps(xs), cfg.p));
-  return cfg.heads.map((h) => o.dense(features, h.name, h.classes));
+  out.push({
+    name: "heads",
+    run<T>(o: Ops<T>, xs: T[]): T[] {
+      const features = o.gap(o.dropout(o.concatMaps(xs), cfg.p));
+      return cfg.heads.map((h) => o.dense(features, h.name, h.classes));
+    },
+  });
+  return out;
+}
+
+/** The trained parameters each segment uses, found by running it on shapes (every parameter
+ * belongs to exactly one segment: test/bench.test.ts). */
+export function segmentParamNames(cfg: NetConfig = BENCH_CONFIG, segs: Segment[] = segments(cfg)): string[][] {
+  let shapes: Shape[] = cfg.modalities.map(() => [cfg.batch, 3, cfg.size, cfg.size]);
+  return segs.map((seg) => {
+    const o = new ShapeOps();
+    shapes = seg.run(o, shapes);
+    return o.params.filter((p) => p.role === "param").map((p) => p.name);
+  });
+}
+
+/** The whole network: inputs per modality to logits per head (layout A, then Features). */
+export function forward<T>(o: Ops<T>, inputs: T[], cfg: NetConfig = BENCH_CONFIG): T[] {
+  return segments(cfg).reduce((xs, seg) => seg.run(o, xs), inputs);
 }
 
 // ---- Shapes alone: the parameter table and the multiply-add count ----

@@ -26,9 +26,11 @@ interface Args {
   json: boolean;
   quick: boolean;
   peerTimeoutS: number;
-  /** The jax-js child's JS heap, MiB (--jax-heap); --jax-eager runs it without jit. */
+  /** The jax-js child's JS heap, MiB (--jax-heap). */
   jaxHeapMb: number;
-  jaxEager: boolean;
+  /** How jax-js differentiates: per segment (default), the whole network in one jit
+   * (--jax-whole), or without jit (--jax-eager). */
+  jaxMode: "segments" | "whole" | "eager";
 }
 
 function parseArgs(argv: string[]): Args {
@@ -56,7 +58,7 @@ function parseArgs(argv: string[]): Args {
     quick: argv.includes("--quick"),
     peerTimeoutS: num("--peer-timeout", 1200),
     jaxHeapMb: num("--jax-heap", 4096),
-    jaxEager: argv.includes("--jax-eager"),
+    jaxMode: argv.includes("--jax-eager") ? "eager" : argv.includes("--jax-whole") ? "whole" : "segments",
   };
 }
 
@@ -69,7 +71,7 @@ const log = (s: string): void => {
 function runPeer(file: string, args: Args): Promise<PeerResult> {
   return new Promise((resolve, reject) => {
     const heap = file === "jax.ts" ? args.jaxHeapMb : 8192;
-    const extra = file === "jax.ts" && args.jaxEager ? ["--eager"] : [];
+    const extra = file !== "jax.ts" ? [] : args.jaxMode === "eager" ? ["--eager"] : args.jaxMode === "segments" ? ["--segments"] : [];
     const child = spawn(process.execPath, [`--max-old-space-size=${heap}`, "--import", "tsx", path.join(here, file), "--steps", String(args.peerSteps), "--warmup", String(args.warmup), ...extra], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
