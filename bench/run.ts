@@ -56,7 +56,7 @@ function parseArgs(argv: string[]): Args {
     only: new Set(parts as Part[]),
     json: argv.includes("--json"),
     quick: argv.includes("--quick"),
-    peerTimeoutS: num("--peer-timeout", 1200),
+    peerTimeoutS: num("--peer-timeout", 2400),
     jaxHeapMb: num("--jax-heap", 4096),
     jaxMode: argv.includes("--jax-eager") ? "eager" : argv.includes("--jax-whole") ? "whole" : "segments",
   };
