@@ -274,7 +274,7 @@ async function main(): Promise<void> {
     ...(dispatchesPerStep ? { dispatchesPerStep } : {}),
     notes: [
       mode === "eager" ? "NCHW; eager (no jit)" : mode === "segments" ? "NCHW; jit per segment: forward, then backward (recomputing the segment's forward) chained by hand from jit(valueAndGrad) of heads and loss" : "NCHW; jit(valueAndGrad(loss))",
-      "Adam jitted per segment's parameters", "batchnorm running statistics not updated", "dropout masks from jax-js's PRNG"],
+      "Adam jitted in groups of at most 16 tensors of one segment", "batchnorm running statistics not updated", "dropout masks from jax-js's PRNG"],
   });
 }
 
