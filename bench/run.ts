@@ -243,7 +243,7 @@ async function main(): Promise<number> {
   if (unfused) rows.push(["ours, unfused", s(unfused.stepMs), s(unfused.firstStepMs), String(unfused.dispatchesPerStep), String(unfused.submitsPerStep), unfused.params.toLocaleString("en-US")]);
   for (const [name, r] of [
     ["TensorFlow.js WebGPU", peers.tfjs],
-    ["jax-js WebGPU (jit)", peers.jax],
+    [`jax-js WebGPU (${args.jaxMode === "segments" ? "jit per segment" : args.jaxMode === "whole" ? "jit" : "eager"})`, peers.jax],
   ] as const) {
     if (r) rows.push([name, s(r.stepMs), s(r.firstStepMs), r.dispatchesPerStep ? String(r.dispatchesPerStep) : "-", "-", r.params.toLocaleString("en-US")]);
   }
