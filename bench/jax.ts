@@ -174,6 +174,29 @@ async function settle<X>(what: string, x: X): Promise<X> {
   return x;
 }
 
+/** `--check`: loss and every gradient of the segmented step against one jitted valueAndGrad of
+ * the whole network, same parameters, inputs and key. Prints one JSON line; exits 1 when the
+ * gradients differ by more than 1e-5 (relative, all gradients as one vector). */
+async function checkSegmented(cfg: NetConfig, vg: (...a: never[]) => unknown, params: Record<string, A>, inputs: A[], labels: A[]): Promise<void> {
+  const whole = jax.jit((p: Record<string, A>, xs: A[], ys: A[], key: A) => (vg as (...a: unknown[]) => A[])(p, xs, ys, key));
+  const [l1, g1] = await settle("whole gradient", whole(jax.tree.ref(params), inputs.map((x) => x.ref), labels.map((y) => y.ref), random.key(5)) as unknown as [A, Record<string, A>]);
+  const [l2, g2] = await segmentedGradient(cfg)(params, inputs, labels, random.key(5));
+  let diff = 0;
+  let norm = 0;
+  for (const name of Object.keys(params)) {
+    const a = await g1[name]!.data();
+    const b = await g2[name]!.data();
+    for (let i = 0; i < a.length; i++) {
+      diff += (a[i]! - b[i]!) ** 2;
+      norm += a[i]! ** 2;
+    }
+  }
+  const result = { lossWhole: (await l1.data())[0]!, lossSegmented: (await l2.data())[0]!, gradientNorm: Math.sqrt(norm), relativeDifference: Math.sqrt(diff / norm), tensors: Object.keys(params).length };
+  log(`jax: --check: loss ${result.lossWhole} whole, ${result.lossSegmented} segmented; gradients (${result.tensors} tensors, norm ${result.gradientNorm.toFixed(1)}) differ by ${result.relativeDifference.toExponential(2)} relative`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (!(result.relativeDifference <= 1e-5) || Math.abs(result.lossWhole - result.lossSegmented) > 1e-5 * Math.abs(result.lossWhole)) process.exit(1);
+}
+
 const B1 = 0.9;
 const B2 = 0.999;
 const ADAM_EPS = 1e-7;
@@ -181,7 +204,10 @@ const ADAM_EPS = 1e-7;
 async function main(): Promise<void> {
   const args = peerArgs();
   log(`jax: ${process.argv.includes("--eager") ? "eager" : process.argv.includes("--segments") ? "jit per segment" : "jit"} mode; JS heap limit ${Math.round((await import("node:v8")).getHeapStatistics().heap_size_limit / 2 ** 20)} MiB`);
-  const cfg = BENCH_CONFIG;
+  // --check: the segmented gradient against the whole-network one, at a size where both run
+  // quickly and without dropout (whose masks differ between the two by construction).
+  const check = process.argv.includes("--check");
+  const cfg: NetConfig = check ? { ...BENCH_CONFIG, width: 4, size: 32, batch: 2, p: 0 } : BENCH_CONFIG;
   const net = describeNet(cfg);
   const adapter = await adapterName(gpu);
   log(`jax: jax-js on ${adapter}`);
@@ -211,6 +237,7 @@ async function main(): Promise<void> {
   });
 
   const vg = jax.valueAndGrad(lossFn(cfg));
+  if (check) return checkSegmented(cfg, vg, params, inputs, labels);
   const adamUpdate = (p: Record<string, A>, m: Record<string, A>, v: Record<string, A>, g: Record<string, A>, lr: A) => {
     const np2: Record<string, A> = {};
     const nm: Record<string, A> = {};
