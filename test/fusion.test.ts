@@ -78,7 +78,9 @@ function drifaProgram(settings: Record<string, string>) {
 }
 
 const tiny = drifaProgram({ width: "4", size: "16" });
-const trainPlan = planTrainStep(differentiateModel(lower(tiny, { batch: 2, mode: "train" })));
+// Every recomputable value recomputed (at this size the default threshold keeps them all), so
+// the checks below cover recomputed values too.
+const trainPlan = planTrainStep(differentiateModel(lower(tiny, { batch: 2, mode: "train" })), { remat: { minFloats: 0 } });
 
 /** The GPU buffer a binding lands in (views resolved to their root). */
 const rootOf = (buffers: BufferSpec[], b: number) => buffers[b]!.view?.of ?? b;
@@ -195,6 +197,11 @@ test("drifac compile --report lists fused kernels and why candidates were stored
   assert.match(text, /recomputed in backward instead of kept from forward: \d+ values \(.*conv2d x\d+.*\) in \d+ places/);
   const pairs = trainPlan.fusion.dispatches!.filter((d) => d.length === 2).length;
   assert.match(text, new RegExp(`${trainPlan.fusion.dispatches!.length} dispatches \\(${pairs} pairs of twin kernels\\)`));
+  // With the default threshold nothing at this size is recomputed, and the report says why.
+  const byDefault = planTrainStep(differentiateModel(lower(tiny, { batch: 2, mode: "train" })));
+  const plain = renderFusionReport("DrifaNet, training step", byDefault.graph, byDefault.fusion, 9999);
+  assert.not.match(plain, /recomputed in backward/);
+  assert.match(plain, /kept from forward though recomputable: \d+ values under 16,384 elements/);
 });
 
 test.run();

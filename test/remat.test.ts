@@ -11,16 +11,19 @@ import { planTrainStep } from "../compiler/codegen/train-plan.ts";
 import { type Differentiated } from "../compiler/ir/autodiff.ts";
 import { buildTrainGraph, evaluate, feedsFor, initState, seededUniform } from "../compiler/ir/interpret.ts";
 import { numel } from "../compiler/ir/primitives.ts";
-import { rematCandidates, rematerialise } from "../compiler/ir/remat.ts";
+import { REMAT_MIN_FLOATS, rematCandidates, rematerialise } from "../compiler/ir/remat.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const program = checkFile(path.join(root, "models/drifa.drifa"), { settings: { width: "4", size: "16" } }).programs[0]!;
 const written = buildTrainGraph(program, 2);
-const remat = rematerialise(written);
+// At this size every value is under the size threshold: the tests of what recomputation does
+// recompute every candidate (as `drifac verify` does); the threshold has its own test.
+const ALL = { minFloats: 0 };
+const remat = rematerialise(written, ALL);
 
 test("recomputed: HIFA's and CLIA's sigmoid maps and the modulation's product; never a 3x3 convolution", () => {
   const g = written.graph;
-  const chosen = rematCandidates(written);
+  const chosen = rematCandidates(written, ALL);
   const maps = [...chosen].filter((v) => g.node(v).prim === "sigmoid" && g.shapeOf(v).length === 4);
   // Every MFA has four HIFA maps and one CLIA map.
   const mfas = [...g.params.keys()].filter((n) => n.endsWith(".wc")).length;
@@ -75,8 +78,8 @@ test("the recomputed graph gives exactly the written one's loss, gradients and s
 });
 
 test("the fusion pass keeps recomputed values out of forward kernels, and the memory plan gains", () => {
-  const plan = planTrainStep(written);
-  assert.is(plan.graph.nodes.length, remat.graph.nodes.length, "planTrainStep recomputes by default");
+  const plan = planTrainStep(written, { remat: ALL });
+  assert.is(plan.graph.nodes.length, remat.graph.nodes.length, "planTrainStep recomputes as told");
   const loss = remat.loss; // the plan's graph is the same recomputed graph
   for (const g of plan.fusion.groups) {
     const copies = g.roots.filter((r) => remat.recomputed.has(r));
@@ -89,12 +92,28 @@ test("the fusion pass keeps recomputed values out of forward kernels, and the me
   // Memory: at this size the weights and optimiser state dominate; at the bench's proportions
   // (activations larger than the state) the pooled values shrink by about half.
   const big = buildTrainGraph(checkFile(path.join(root, "models/drifa.drifa"), { settings: { width: "4", size: "64" } }).programs[0]!, 4);
-  const [on, off] = [planTrainStep(big), planTrainStep(big, { remat: false })];
+  const [on, off] = [planTrainStep(big, { remat: ALL }), planTrainStep(big, { remat: false })];
   assert.ok(on.summary.bytes < 0.8 * off.summary.bytes, `planned ${on.summary.bytes} with recomputation vs ${off.summary.bytes} without`);
   const without = planTrainStep(written, { remat: false });
   // Unplanned counts only the program's own values (recomputed copies are the plan's); what
   // fusion stores of them may differ by a few small vectors.
   assert.ok(Math.abs(plan.summary.unplannedBytes - without.summary.unplannedBytes) < 0.01 * without.summary.unplannedBytes, `${plan.summary.unplannedBytes} vs ${without.summary.unplannedBytes}`);
+});
+
+test("values under the size threshold are kept: a recomputed small value costs a dispatch and frees little", () => {
+  const numelOf = (m: Differentiated, v: number) => numel(m.graph.shapeOf(v));
+  // drifa at width 4, 16x16, batch 2: every candidate is under the threshold; by default the
+  // plan recomputes nothing.
+  assert.ok(rematCandidates(written, ALL).size > 0);
+  assert.is(rematCandidates(written).size, 0);
+  assert.is(planTrainStep(written).graph.nodes.length, written.graph.nodes.length, "nothing recomputed by default at this size");
+  // At 64x64, batch 4 the stem's maps (4 x 4 x 32 x 32) reach the threshold and the stage maps
+  // do not: only the large ones are recomputed, and every large candidate is.
+  const big = buildTrainGraph(checkFile(path.join(root, "models/drifa.drifa"), { settings: { width: "4", size: "64" } }).programs[0]!, 4);
+  const all = rematCandidates(big, ALL);
+  const chosen = rematCandidates(big);
+  assert.ok(chosen.size > 0 && chosen.size < all.size, `${chosen.size} of ${all.size}`);
+  for (const v of all) assert.is(chosen.has(v), numelOf(big, v) >= REMAT_MIN_FLOATS, `%${v} ${big.graph.node(v).prim} of ${numelOf(big, v)} elements`);
 });
 
 test.run();

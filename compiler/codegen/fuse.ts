@@ -109,6 +109,8 @@ export interface FusionPlan {
   /** Set by the placement for planTrainStep: values recomputed in backward (compiler/ir/remat.ts), with their
    * segments. */
   recomputed?: ReadonlyMap<number, number>;
+  /** Set by planTrainStep: recomputable values kept because of their size (remat.ts). */
+  keptSmall?: { values: number; minFloats: number };
 }
 
 export class FusionError extends Error {}

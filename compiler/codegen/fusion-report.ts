@@ -28,14 +28,20 @@ function kernelLine(graph: Graph, g: KernelGroup, k: number, twin: number | unde
   return `  #${k} ${kind}: writes ${writes}; reads ${g.reads.length}${inlined}${paired}`;
 }
 
-/** How many forward values backward recomputes (remat.ts), by primitive. */
+/** How many forward values backward recomputes (remat.ts), by primitive, and how many it
+ * could have recomputed but keeps because they are small. */
 function recomputedLine(graph: Graph, fusion: FusionPlan): string[] {
+  const lines: string[] = [];
   const r = fusion.recomputed;
-  if (!r || r.size === 0) return [];
-  const by = new Map<string, number>();
-  for (const id of r.keys()) by.set(graph.node(id).prim, (by.get(graph.node(id).prim) ?? 0) + 1);
-  const parts = [...by].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} x${n}`);
-  return [`  recomputed in backward instead of kept from forward: ${r.size} values (${parts.join(", ")}) in ${new Set(r.values()).size} places`];
+  if (r && r.size > 0) {
+    const by = new Map<string, number>();
+    for (const id of r.keys()) by.set(graph.node(id).prim, (by.get(graph.node(id).prim) ?? 0) + 1);
+    const parts = [...by].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} x${n}`);
+    lines.push(`  recomputed in backward instead of kept from forward: ${r.size} values (${parts.join(", ")}) in ${new Set(r.values()).size} places`);
+  }
+  const k = fusion.keptSmall;
+  if (k && k.values > 0) lines.push(`  kept from forward though recomputable: ${k.values} values under ${k.minFloats.toLocaleString("en-US")} elements (recomputing one costs about a dispatch and frees little)`);
+  return lines;
 }
 
 export function renderFusionReport(title: string, graph: Graph, fusion: FusionPlan, unfusedKernels: number): string {

@@ -15,7 +15,7 @@
 import type { Command, InferPlanInfo, TrainPlanInfo } from "../../runtime/trainer-exec.ts";
 import type { BufferSpec, KernelLaunch } from "../../runtime/executor.ts";
 import type { Differentiated } from "../ir/autodiff.ts";
-import { type Rematerialised, rematerialise } from "../ir/remat.ts";
+import { type RematOptions, type Rematerialised, rematerialise } from "../ir/remat.ts";
 import { broadcastTo, div, sub, sumTo } from "../ir/emit.ts";
 import { type Lowered, RNG_INPUT, lower } from "../ir/lower.ts";
 import type { Program } from "../check/program.ts";
@@ -93,15 +93,17 @@ export interface TrainPlanOptions {
   /** Run the fusion pass (compiler/codegen/fuse.ts); false gives one kernel per IR node, for
    * comparison (`drifac compile --no-fuse`). Default true. */
   fuse?: boolean;
-  /** Recompute cheap forward values in backward instead of keeping them (compiler/ir/remat.ts).
-   * Default: with fusion. Plan ids then refer to the plan's own graph (`plan.graph`). */
-  remat?: boolean;
+  /** Recompute cheap forward values in backward instead of keeping them (compiler/ir/remat.ts);
+   * options change which. Default: with fusion. Plan ids then refer to the plan's own graph
+   * (`plan.graph`). */
+  remat?: boolean | RematOptions;
 }
 
 /** The training step of a differentiated model (buildTrainGraph / differentiateModel). */
 export function planTrainStep(written: Differentiated, options: TrainPlanOptions = {}): TrainPlan {
   if (written.mode !== "train") throw new IRError("planTrainStep needs a graph lowered in train mode");
-  const model: Differentiated = (options.remat ?? options.fuse ?? true) ? rematerialise(written) : written;
+  const remat = options.remat ?? options.fuse ?? true;
+  const model: Differentiated = remat ? rematerialise(written, remat === true ? {} : remat) : written;
   const recomputed = (model as Partial<Rematerialised>).recomputed ?? new Map<number, number>();
   const spec = optimSpec(options.optimizer ?? model.program.train.optimizer);
   const b = new Buffers();
@@ -120,6 +122,8 @@ export function planTrainStep(written: Differentiated, options: TrainPlanOptions
   const outputs = [model.loss, ...model.tasks.map((t) => t.loss), ...model.grads.values(), ...model.updates.values()];
   // readValues keeps every stored value to the end (no buffer reuse), for checks.
   const { bufferOf, kernels, placed, fusion, tempBytes } = placeValues(model.graph, outputs, b, state, wanted, { fusion: { enabled: options.fuse ?? true }, reuse: !options.readValues, recomputed });
+  const keptSmall = (model as Partial<Rematerialised>).keptSmall;
+  if (keptSmall?.values) fusion.keptSmall = keptSmall;
   const graphKernels = kernels.map((_, k) => k);
 
   // Gradients: the value's buffer when it was placed in the arena, else a view to copy into.

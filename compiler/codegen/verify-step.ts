@@ -140,7 +140,9 @@ export async function verifyStep(gpu: Gpu, program: Program, options: VerifyStep
     return d;
   };
   // The graph as planned (recomputation included), so that plan and interpreter share ids.
-  const model = rematerialise(buildTrainGraph(program, batch));
+  // Every candidate is recomputed whatever its size: at verify's small sizes the trainer's
+  // threshold would keep them all, and the check is of the recomputation users get at theirs.
+  const model = rematerialise(buildTrainGraph(program, batch), { minFloats: 0 });
   const plan = planTrainStep(model, { readValues: true, remat: false });
   options.tamper?.(plan);
   ms.plan = lap();
