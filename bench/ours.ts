@@ -51,65 +51,121 @@ export function benchProgram(): Program {
   return r.programs[0]!;
 }
 
-export async function benchOurs(gpu: Gpu, options: { fuse: boolean; steps: number; warmup: number; log: (s: string) => void }): Promise<OursResult> {
+interface Prepared {
+  fuse: boolean;
+  what: string;
+  plan: ReturnType<typeof planTrainStep>;
+  trainer: GpuTrainer;
+  batch: { inputs: Record<string, Float32Array>; labels: Record<string, number[]> };
+  params: number;
+  compileMs: number;
+  pipelineMs: number;
+  firstRunMs: number;
+  losses: number[];
+  times: number[];
+}
+
+/** Compiles and creates one trainer, and runs its first step (on lavapipe the shaders' machine
+ * code is compiled there). */
+async function prepare(gpu: Gpu, fuse: boolean, log: (s: string) => void): Promise<Prepared> {
   const cfg = BENCH_CONFIG;
-  const what = options.fuse ? "fused" : "unfused";
+  const what = fuse ? "fused" : "unfused";
   const t0 = performance.now();
   const program = benchProgram();
-  const plan = planTrainStep(differentiateModel(lower(program, { batch: cfg.batch, mode: "train" })), { fuse: options.fuse });
+  const plan = planTrainStep(differentiateModel(lower(program, { batch: cfg.batch, mode: "train" })), { fuse });
   const compileMs = performance.now() - t0;
   const params = program.params.filter((p) => p.role === "param").reduce((n, p) => n + p.shape.reduce((a, s) => a * s.value!, 1), 0);
-  options.log(`ours ${what}: compiled in ${(compileMs / 1000).toFixed(1)} s: ${plan.summary.dispatches} dispatches, ${plan.summary.pipelines} pipelines; creating pipelines`);
-
+  log(`ours ${what}: compiled in ${(compileMs / 1000).toFixed(1)} s: ${plan.summary.dispatches} dispatches, ${plan.summary.pipelines} pipelines; creating pipelines`);
   const t1 = performance.now();
   const trainer = await GpuTrainer.create(gpu, plan, { state: initState(program, 1).params, seed: 1 });
   const pipelineMs = performance.now() - t1;
+  const data = syntheticBatch(cfg);
+  const batch = {
+    inputs: Object.fromEntries(cfg.modalities.map((m, i) => [m, data.inputs[i]!])),
+    labels: Object.fromEntries(program.tasks.map((t, i) => [t.name, data.labels[i]!])),
+  };
+  const p: Prepared = { fuse, what, plan, trainer, batch, params, compileMs, pipelineMs, firstRunMs: 0, losses: [], times: [] };
   try {
-    const data = syntheticBatch(cfg);
-    const batch = {
-      inputs: Object.fromEntries(cfg.modalities.map((m, i) => [m, data.inputs[i]!])),
-      labels: Object.fromEntries(program.tasks.map((t, i) => [t.name, data.labels[i]!])),
-    };
-    const losses: number[] = [];
-    const times: number[] = [];
-    let firstRunMs = 0;
-    const total = options.warmup + options.steps;
-    for (let s = 1; s <= total; s++) {
-      const ts = performance.now();
-      const { loss } = await trainer.trainStep(batch, { readLoss: true });
-      const ms = performance.now() - ts;
-      losses.push(loss!);
-      if (s === 1) firstRunMs = ms;
-      if (s > options.warmup) times.push(ms);
-      if (!Number.isFinite(loss)) throw new Error(`ours ${what}: loss of step ${s} is ${loss}`);
-    }
-    options.log(`ours ${what}: losses ${losses.map((l) => l.toFixed(4)).join(" ")}`);
-    const variants: Record<string, number> = {};
-    for (const v of trainer.exec.variants) variants[v] = (variants[v] ?? 0) + 1;
-    const sorted = [...times].sort((a, b) => a - b);
-    const m = sorted.length >> 1;
-    return {
-      fuse: options.fuse,
-      params,
-      stepMs: sorted.length % 2 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2,
-      stepsMs: times,
-      losses,
-      dispatchesPerStep: plan.summary.dispatches,
-      submitsPerStep: plan.summary.submits,
-      passes: plan.summary.passes,
-      copies: plan.summary.copies,
-      pipelines: plan.summary.pipelines,
-      peakBytes: plan.summary.bytes,
-      unplannedBytes: plan.summary.unplannedBytes,
-      compileMs,
-      pipelineMs,
-      autotuneMs: trainer.exec.stats.autotuneMs,
-      firstRunMs,
-      firstStepMs: pipelineMs + firstRunMs,
-      autotune: autotuneMode(),
-      variants,
-    };
-  } finally {
+    p.firstRunMs = await step(p);
+  } catch (e) {
     trainer.destroy();
+    throw e;
   }
+  return p;
+}
+
+async function step(p: Prepared): Promise<number> {
+  const ts = performance.now();
+  const { loss } = await p.trainer.trainStep(p.batch, { readLoss: true });
+  const ms = performance.now() - ts;
+  p.losses.push(loss!);
+  if (!Number.isFinite(loss)) throw new Error(`ours ${p.what}: loss of step ${p.losses.length} is ${loss}`);
+  return ms;
+}
+
+const median = (xs: readonly number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const m = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+};
+
+/**
+ * Our fused and unfused compiles (those asked for), timed in alternation: after the first
+ * steps and the warm-up, every round runs one step of each (which goes first alternates), so
+ * both medians come from the same stretch of time. Lavapipe's speed drifts by 30 % and more
+ * within minutes on a shared machine; timed one after the other, a slow stretch fell on one side
+ * and moved the fused/unfused ratio between 1.3x and 1.7x.
+ */
+export async function benchOurs(gpu: Gpu, options: { fuses: boolean[]; steps: number; warmup: number; log: (s: string) => void }): Promise<{ results: OursResult[]; errors: string[] }> {
+  const prepared: Prepared[] = [];
+  const errors: string[] = [];
+  try {
+    for (const fuse of options.fuses) {
+      try {
+        prepared.push(await prepare(gpu, fuse, options.log));
+      } catch (e) {
+        errors.push(`ours ${fuse ? "fused" : "unfused"}: ${(e as Error).message}`);
+        options.log(errors.at(-1)!);
+      }
+    }
+    // The first step counts as one of the warm-up steps.
+    const warm = Math.max(1, options.warmup) - 1;
+    for (let r = 0; r < warm + options.steps; r++) {
+      const order = r % 2 ? [...prepared].reverse() : prepared;
+      for (const p of order) {
+        const ms = await step(p);
+        if (r >= warm) p.times.push(ms);
+      }
+    }
+    return { results: prepared.map(result), errors };
+  } finally {
+    for (const p of prepared) p.trainer.destroy();
+  }
+}
+
+function result(p: Prepared): OursResult {
+  const variants: Record<string, number> = {};
+  for (const v of p.trainer.exec.variants) variants[v] = (variants[v] ?? 0) + 1;
+  const { summary } = p.plan;
+  return {
+    fuse: p.fuse,
+    params: p.params,
+    stepMs: median(p.times),
+    stepsMs: p.times,
+    losses: p.losses,
+    dispatchesPerStep: summary.dispatches,
+    submitsPerStep: summary.submits,
+    passes: summary.passes,
+    copies: summary.copies,
+    pipelines: summary.pipelines,
+    peakBytes: summary.bytes,
+    unplannedBytes: summary.unplannedBytes,
+    compileMs: p.compileMs,
+    pipelineMs: p.pipelineMs,
+    autotuneMs: p.trainer.exec.stats.autotuneMs,
+    firstRunMs: p.firstRunMs,
+    firstStepMs: p.pipelineMs + p.firstRunMs,
+    autotune: autotuneMode(),
+    variants,
+  };
 }
