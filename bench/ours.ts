@@ -51,23 +51,25 @@ export function benchProgram(): Program {
   return r.programs[0]!;
 }
 
-interface Prepared {
+/** One compile (fused or not): its plan, built once, and what its trials measured. */
+interface Config {
   fuse: boolean;
   what: string;
+  program: Program;
   plan: ReturnType<typeof planTrainStep>;
-  trainer: GpuTrainer;
-  batch: { inputs: Record<string, Float32Array>; labels: Record<string, number[]> };
   params: number;
   compileMs: number;
+  /** Of the first trial (a user's first run): GpuTrainer.create, autotuning, the first step. */
   pipelineMs: number;
+  autotuneMs: number;
   firstRunMs: number;
+  variants: Record<string, number>;
+  /** Losses of the first trial. */
   losses: number[];
   times: number[];
 }
 
-/** Compiles and creates one trainer, and runs its first step (on lavapipe the shaders' machine
- * code is compiled there). */
-async function prepare(gpu: Gpu, fuse: boolean, log: (s: string) => void): Promise<Prepared> {
+function compile(fuse: boolean, log: (s: string) => void): Config {
   const cfg = BENCH_CONFIG;
   const what = fuse ? "fused" : "unfused";
   const t0 = performance.now();
@@ -75,31 +77,56 @@ async function prepare(gpu: Gpu, fuse: boolean, log: (s: string) => void): Promi
   const plan = planTrainStep(differentiateModel(lower(program, { batch: cfg.batch, mode: "train" })), { fuse });
   const compileMs = performance.now() - t0;
   const params = program.params.filter((p) => p.role === "param").reduce((n, p) => n + p.shape.reduce((a, s) => a * s.value!, 1), 0);
-  log(`ours ${what}: compiled in ${(compileMs / 1000).toFixed(1)} s: ${plan.summary.dispatches} dispatches, ${plan.summary.pipelines} pipelines; creating pipelines`);
+  log(`ours ${what}: compiled in ${(compileMs / 1000).toFixed(1)} s: ${plan.summary.dispatches} dispatches, ${plan.summary.pipelines} pipelines`);
+  return { fuse, what, program, plan, params, compileMs, pipelineMs: 0, autotuneMs: 0, firstRunMs: 0, variants: {}, losses: [], times: [] };
+}
+
+/** A trainer of one trial, after its first step (on lavapipe the shaders' machine code is
+ * compiled at the first dispatch). */
+interface Live {
+  config: Config;
+  trainer: GpuTrainer;
+  losses: number[];
+}
+
+async function start(gpu: Gpu, config: Config, first: boolean): Promise<Live> {
   const t1 = performance.now();
-  const trainer = await GpuTrainer.create(gpu, plan, { state: initState(program, 1).params, seed: 1 });
-  const pipelineMs = performance.now() - t1;
-  const data = syntheticBatch(cfg);
-  const batch = {
-    inputs: Object.fromEntries(cfg.modalities.map((m, i) => [m, data.inputs[i]!])),
-    labels: Object.fromEntries(program.tasks.map((t, i) => [t.name, data.labels[i]!])),
-  };
-  const p: Prepared = { fuse, what, plan, trainer, batch, params, compileMs, pipelineMs, firstRunMs: 0, losses: [], times: [] };
+  const trainer = await GpuTrainer.create(gpu, config.plan, { state: initState(config.program, 1).params, seed: 1 });
+  const live: Live = { config, trainer, losses: [] };
   try {
-    p.firstRunMs = await step(p);
+    const pipelineMs = performance.now() - t1;
+    const firstRunMs = await step(live);
+    if (first) {
+      Object.assign(config, { pipelineMs, firstRunMs, autotuneMs: trainer.exec.stats.autotuneMs });
+      for (const v of trainer.exec.variants) config.variants[v] = (config.variants[v] ?? 0) + 1;
+    }
   } catch (e) {
     trainer.destroy();
     throw e;
   }
-  return p;
+  return live;
 }
 
-async function step(p: Prepared): Promise<number> {
+const batch = (() => {
+  let made: { inputs: Record<string, Float32Array>; labels: Record<string, number[]> } | undefined;
+  return (program: Program) => {
+    if (made) return made;
+    const cfg = BENCH_CONFIG;
+    const data = syntheticBatch(cfg);
+    made = {
+      inputs: Object.fromEntries(cfg.modalities.map((m, i) => [m, data.inputs[i]!])),
+      labels: Object.fromEntries(program.tasks.map((t, i) => [t.name, data.labels[i]!])),
+    };
+    return made;
+  };
+})();
+
+async function step(live: Live): Promise<number> {
   const ts = performance.now();
-  const { loss } = await p.trainer.trainStep(p.batch, { readLoss: true });
+  const { loss } = await live.trainer.trainStep(batch(live.config.program), { readLoss: true });
   const ms = performance.now() - ts;
-  p.losses.push(loss!);
-  if (!Number.isFinite(loss)) throw new Error(`ours ${p.what}: loss of step ${p.losses.length} is ${loss}`);
+  live.losses.push(loss!);
+  if (!Number.isFinite(loss)) throw new Error(`ours ${live.config.what}: loss of step ${live.losses.length} is ${loss}`);
   return ms;
 }
 
@@ -110,49 +137,68 @@ const median = (xs: readonly number[]) => {
 };
 
 /**
- * Our fused and unfused compiles (those asked for), timed in alternation: after the first
- * steps and the warm-up, every round runs one step of each (which goes first alternates), so
- * both medians come from the same stretch of time. Lavapipe's speed drifts by 30 % and more
- * within minutes on a shared machine; timed one after the other, a slow stretch fell on one side
- * and moved the fused/unfused ratio between 1.3x and 1.7x.
+ * Our fused and unfused compiles (those asked for), timed in `trials` trials. A trial creates a
+ * trainer of each (new buffers), runs the warm-up, then rounds of one step of each (which goes
+ * first alternates): both medians come from the same stretch of time and from several
+ * allocations. On this machine a trainer keeps the speed it starts with: one step of the same
+ * plan ran at 550-700 ms in one trainer and 950-1,300 ms in another created a minute later (CPU
+ * time per step moved with it, so not the scheduler; likely where its buffers landed in
+ * physical memory), so one trial's ratio ranged from 1.16x to 1.97x. The step time is the median
+ * of all timed steps of all trials.
  */
-export async function benchOurs(gpu: Gpu, options: { fuses: boolean[]; steps: number; warmup: number; log: (s: string) => void }): Promise<{ results: OursResult[]; errors: string[] }> {
-  const prepared: Prepared[] = [];
+export async function benchOurs(gpu: Gpu, options: { fuses: boolean[]; steps: number; warmup: number; trials: number; log: (s: string) => void }): Promise<{ results: OursResult[]; errors: string[] }> {
   const errors: string[] = [];
-  try {
-    for (const fuse of options.fuses) {
-      try {
-        prepared.push(await prepare(gpu, fuse, options.log));
-      } catch (e) {
-        errors.push(`ours ${fuse ? "fused" : "unfused"}: ${(e as Error).message}`);
-        options.log(errors.at(-1)!);
-      }
+  const configs: Config[] = [];
+  for (const fuse of options.fuses) {
+    try {
+      configs.push(compile(fuse, options.log));
+    } catch (e) {
+      errors.push(`ours ${fuse ? "fused" : "unfused"}: ${(e as Error).message}`);
+      options.log(errors.at(-1)!);
     }
-    // The first step counts as one of the warm-up steps.
-    const warm = Math.max(1, options.warmup) - 1;
-    for (let r = 0; r < warm + options.steps; r++) {
-      const order = r % 2 ? [...prepared].reverse() : prepared;
-      for (const p of order) {
-        const ms = await step(p);
-        if (r >= warm) p.times.push(ms);
-      }
-    }
-    return { results: prepared.map(result), errors };
-  } finally {
-    for (const p of prepared) p.trainer.destroy();
   }
+  const trials = Math.max(1, Math.min(options.trials, options.steps));
+  // The first step counts as one of the warm-up steps.
+  const warm = Math.max(1, options.warmup) - 1;
+  const failed = new Set<Config>();
+  for (let t = 0; t < trials; t++) {
+    const rounds = Math.floor(options.steps / trials) + (t < options.steps % trials ? 1 : 0);
+    const live: Live[] = [];
+    try {
+      for (const c of configs) {
+        if (failed.has(c)) continue;
+        try {
+          live.push(await start(gpu, c, t === 0));
+        } catch (e) {
+          failed.add(c);
+          errors.push(`ours ${c.what}: ${(e as Error).message}`);
+          options.log(errors.at(-1)!);
+        }
+      }
+      for (let r = 0; r < warm + rounds; r++) {
+        const order = r % 2 ? [...live].reverse() : live;
+        for (const l of order) {
+          const ms = await step(l);
+          if (r >= warm) l.config.times.push(ms);
+        }
+      }
+      if (t === 0) for (const l of live) l.config.losses = l.losses;
+      options.log(`ours, trial ${t + 1} of ${trials}: ${live.map((l) => `${l.config.what} ${median(l.config.times.slice(-rounds)).toFixed(0)} ms`).join(", ")} (median of ${rounds})`);
+    } finally {
+      for (const l of live) l.trainer.destroy();
+    }
+  }
+  return { results: configs.filter((c) => !failed.has(c)).map(result), errors };
 }
 
-function result(p: Prepared): OursResult {
-  const variants: Record<string, number> = {};
-  for (const v of p.trainer.exec.variants) variants[v] = (variants[v] ?? 0) + 1;
-  const { summary } = p.plan;
+function result(c: Config): OursResult {
+  const { summary } = c.plan;
   return {
-    fuse: p.fuse,
-    params: p.params,
-    stepMs: median(p.times),
-    stepsMs: p.times,
-    losses: p.losses,
+    fuse: c.fuse,
+    params: c.params,
+    stepMs: median(c.times),
+    stepsMs: c.times,
+    losses: c.losses,
     dispatchesPerStep: summary.dispatches,
     submitsPerStep: summary.submits,
     passes: summary.passes,
@@ -160,12 +206,12 @@ function result(p: Prepared): OursResult {
     pipelines: summary.pipelines,
     peakBytes: summary.bytes,
     unplannedBytes: summary.unplannedBytes,
-    compileMs: p.compileMs,
-    pipelineMs: p.pipelineMs,
-    autotuneMs: p.trainer.exec.stats.autotuneMs,
-    firstRunMs: p.firstRunMs,
-    firstStepMs: p.pipelineMs + p.firstRunMs,
+    compileMs: c.compileMs,
+    pipelineMs: c.pipelineMs,
+    autotuneMs: c.autotuneMs,
+    firstRunMs: c.firstRunMs,
+    firstStepMs: c.pipelineMs + c.firstRunMs,
     autotune: autotuneMode(),
-    variants,
+    variants: c.variants,
   };
 }

@@ -21,6 +21,8 @@ type Part = (typeof PARTS)[number];
 interface Args {
   steps: number;
   warmup: number;
+  /** Trainers created afresh for ours, the steps split among them: --trials, default 5. */
+  trials: number;
   /** Steps of the peers (slow; their margins are wide): --peer-steps, default 10. */
   peerSteps: number;
   only: Set<Part>;
@@ -55,6 +57,7 @@ function parseArgs(argv: string[]): Args {
   return {
     steps,
     warmup: num("--warmup", 2),
+    trials: num("--trials", 5),
     peerSteps: num("--peer-steps", 10),
     only: new Set(parts as Part[]),
     json: argv.includes("--json"),
@@ -137,11 +140,11 @@ async function main(): Promise<number> {
   let fused: OursResult | undefined;
   let unfused: OursResult | undefined;
   if (args.only.has("ours")) {
-    const run = await benchOurs(gpu!, { fuses: [true, false], steps: args.steps, warmup: args.warmup, log });
+    const run = await benchOurs(gpu!, { fuses: [true, false], steps: args.steps, warmup: args.warmup, trials: args.trials, log });
     errors.push(...run.errors);
     for (const r of run.results) {
       log(`ours ${r.fuse ? "fused" : "unfused"}: losses ${r.losses.map((l) => l.toFixed(4)).join(" ")}`);
-      log(`ours ${r.fuse ? "fused" : "unfused"}: ${round(r.stepMs)} ms per step (median of ${r.stepsMs.length}, in alternation with the other), first step ${round(r.firstStepMs / 1000, 1)} s`);
+      log(`ours ${r.fuse ? "fused" : "unfused"}: ${round(r.stepMs)} ms per step (median of ${r.stepsMs.length} over ${Math.min(args.trials, args.steps)} trials, in alternation with the other), first step ${round(r.firstStepMs / 1000, 1)} s`);
       if (r.fuse) fused = r;
       else unfused = r;
     }
@@ -227,7 +230,7 @@ async function main(): Promise<number> {
     },
     adapter,
     date: new Date().toISOString(),
-    steps: { timed: args.steps, warmup: args.warmup, peers: args.peerSteps },
+    steps: { timed: args.steps, warmup: args.warmup, trials: args.trials, peers: args.peerSteps },
     errors,
   };
 
