@@ -12,6 +12,7 @@ import { ShaderTable } from "../compiler/codegen/emit/manifest.ts";
 import { relError, roundFeeds } from "../compiler/codegen/gpucheck.ts";
 import { planGraph } from "../compiler/codegen/plan.ts";
 import { blockedVariant } from "../compiler/codegen/wgsl/conv-blocked.ts";
+import { pointwiseVariant } from "../compiler/codegen/wgsl/conv-pointwise.ts";
 import { type KernelVariant, kernelFor } from "../compiler/codegen/wgsl/index.ts";
 import { Graph } from "../compiler/ir/graph.ts";
 import { evaluate, seededUniform } from "../compiler/ir/interpret.ts";
@@ -146,11 +147,61 @@ gpuTest("blocked conv2d, conv2d_input_grad, conv2d_weight_grad agree with the in
   }
 });
 
+// The pointwise family (conv-pointwise.ts): 1x1 convolutions and their input gradients with
+// planes of 16, 8 and 4 (and 12) pixels (four, two and one vec4 per invocation), more output
+// channels than input ones and fewer.
+gpuTest("pointwise conv2d and conv2d_input_grad (1x1) agree with the interpreter", async () => {
+  const cases: [number[], number[]][] = [
+    [[2, 5, 4, 4], [7, 5, 1, 1]],
+    [[3, 6, 2, 4], [4, 6, 1, 1]],
+    [[2, 3, 3, 4], [5, 3, 1, 1]],
+    [[2, 9, 2, 2], [9, 9, 1, 1]],
+  ];
+  const a = { stride: 1, padding: 0, dilation: 1, groups: 1 };
+  for (const [xs, ws] of cases) {
+    const g = new Graph();
+    const x = g.input("x0", xs);
+    const w = g.input("x1", ws);
+    const dy = g.input("x2", [xs[0]!, ws[0]!, xs[2]!, xs[3]!]);
+    const outputs = {
+      [`conv2d ${xs}*${ws}`]: g.emit("conv2d", [x, w], a),
+      [`conv2d_input_grad ${xs}*${ws}`]: g.emit("conv2d_input_grad", [dy, w], { ...a, h: xs[2]!, w: xs[3]! }),
+    };
+    const attach = (id: number) => {
+      const node = g.node(id);
+      return pointwiseVariant({ node, attrs: node.attrs, inShapes: node.inputs.map((i) => g.shapeOf(i)), outShape: node.shape });
+    };
+    await variantAgrees(g, [x, w, dy], outputs, "pointwise", attach);
+  }
+});
+
+test("pointwise variants: 1x1 convolutions and input gradients, stride 1, no padding, one group, planes of a multiple of 4 pixels", () => {
+  const g = new Graph();
+  const a = { stride: 1, padding: 0, dilation: 1, groups: 1 };
+  const x = g.input("x", [8, 16, 16, 16]);
+  const w = g.input("w", [16, 16, 1, 1]);
+  const names = (id: number) => (kernelFor(g, id).variants ?? []).map((v) => v.name);
+  const y = g.emit("conv2d", [x, w], a);
+  assert.equal(names(y), ["blocked", "pointwise", "tiled"]);
+  assert.equal(names(g.emit("conv2d_input_grad", [y, w], { ...a, h: 16, w: 16 })), ["blocked", "pointwise", "tiled"]);
+  assert.not.ok(names(g.emit("conv2d_weight_grad", [x, y], { ...a, k: 1 })).includes("pointwise"));
+  assert.ok(names(g.emit("conv2d", [g.input("small", [8, 128, 2, 2]), g.input("w2", [128, 128, 1, 1])], a)).includes("pointwise"), "a 2x2 plane is one vec4");
+  for (const [xs, ws, at] of [
+    [[8, 16, 16, 16], [16, 16, 1, 1], { ...a, stride: 2 }],
+    [[8, 16, 16, 16], [16, 16, 1, 1], { ...a, padding: 1 }],
+    [[8, 16, 16, 16], [16, 8, 1, 1], { ...a, groups: 2 }],
+    [[8, 16, 3, 3], [16, 16, 1, 1], a],
+    [[8, 16, 16, 16], [16, 16, 3, 3], a],
+  ] as const) {
+    assert.not.ok(names(g.emit("conv2d", [g.input(`x${g.nodes.length}`, [...xs]), g.input(`w${g.nodes.length}`, [...ws])], at)).includes("pointwise"), `${xs} * ${ws} ${JSON.stringify(at)}`);
+  }
+});
+
 // Convolutions with epilogues (wgsl/epilogue.ts), in every variant (the blocked one stores vec4s
 // through its epilogue), against the interpreter; and twin kernels (the same WGSL, independent,
 // as the two modality branches have) paired into one dispatch (pairing.ts) against the same
 // kernels unpaired, bit for bit. Convolutions are not paired (long modules: compile time).
-gpuTest("epilogues in every convolution variant, and paired twin kernels (1x1 convolutions in every variant), agree with the interpreter", async () => {
+gpuTest("epilogues in every convolution variant, and paired twin kernels (1x1 convolutions in every variant, pointwise too), agree with the interpreter", async () => {
   const g = new Graph();
   const a = { stride: 1, padding: 1, dilation: 1, groups: 1 };
   const outputs: Record<string, number> = {};
@@ -207,7 +258,8 @@ gpuTest("epilogues in every convolution variant, and paired twin kernels (1x1 co
       exec.destroy();
     }
   };
-  for (const name of ["register", "tiled", "blocked"]) {
+  assert.ok(pairedConvs.some((k) => k.variants?.some((v) => v.name === "pointwise" && v.dispatch[2] === 2)), labels);
+  for (const name of ["register", "tiled", "blocked", "pointwise"]) {
     const [two, one] = [await run(plan, name), await run(single, name)];
     // The same arithmetic in one dispatch or two: identical bits; and near float64 (the
     // weight gradients sum up to 2048 products: 1e-3).

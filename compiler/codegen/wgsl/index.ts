@@ -4,6 +4,7 @@
 import type { Graph } from "../../ir/graph.ts";
 import type { IRNode, Prim } from "../../ir/primitives.ts";
 import { blockedVariant, kernelSize } from "./conv-blocked.ts";
+import { pointwiseVariant } from "./conv-pointwise.ts";
 import { convEmitters } from "./conv.ts";
 import { elementwiseEmitters } from "./elementwise.ts";
 import { type EmitterTable, type KernelContext, type KernelEmitter, type KernelSpec, type LeafPrim, assemble, tuneIdentity } from "./kernel.ts";
@@ -49,8 +50,9 @@ export function kernelFor(graph: Graph, nodeId: number): KernelSpec {
   const ctx: KernelContext<Prim> = { node, attrs: node.attrs, inShapes: node.inputs.map((i) => graph.shapeOf(i)), outShape: node.shape };
   const spec = assemble(ctx, emit(ctx));
   // matmul and convolutions also come shared-memory tiled, large convolutions register-blocked
-  // (conv-blocked.ts): the runtime measures which is fastest.
-  const variants = [blockedVariant(ctx), tiledVariant(ctx)].filter((v) => v !== undefined);
+  // (conv-blocked.ts), 1x1 ones as per-pixel products (conv-pointwise.ts): the runtime measures
+  // which is fastest.
+  const variants = [blockedVariant(ctx), pointwiseVariant(ctx), tiledVariant(ctx)].filter((v) => v !== undefined);
   if (variants.length === 0) return spec;
   const tuned = { ...spec, variants };
   const quick = node.prim.startsWith("conv2d") && kernelSize(ctx) === 1;
