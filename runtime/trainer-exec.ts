@@ -178,6 +178,42 @@ export class StateExecutor {
     });
   }
 
+  /**
+   * Times every kernel of the plan on its own, for finding where a step's time goes: per kernel,
+   * the best of `rounds` submits of `reps` dispatches in one pass, in ms per dispatch (so the
+   * fixed cost of a submit is spread out and the cost of a dispatch stays in). The kernels run
+   * on whatever the buffers hold, and kernels that update in place (the optimiser) run `reps`
+   * times: load the state again before training on.
+   */
+  async profileKernels(options: { reps?: number; rounds?: number } = {}): Promise<number[]> {
+    this.gpu.assertAlive();
+    const { device } = this.gpu;
+    const { res } = this;
+    const reps = options.reps ?? 8;
+    const rounds = options.rounds ?? 2;
+    return withErrorScopes(device, "profiling the kernels", async () => {
+      const ms: number[] = [];
+      for (let k = 0; k < res.pipelines.length; k++) {
+        let best = Infinity;
+        for (let r = 0; r < rounds; r++) {
+          const encoder = device.createCommandEncoder({ label: "profile" });
+          const pass = encoder.beginComputePass();
+          pass.setPipeline(res.pipelines[k]!);
+          pass.setBindGroup(0, res.bindGroups[k]!);
+          for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(...res.dispatch[k]!);
+          pass.end();
+          const t0 = performance.now();
+          device.queue.submit([encoder.finish()]);
+          await device.queue.onSubmittedWorkDone();
+          best = Math.min(best, (performance.now() - t0) / reps);
+        }
+        ms.push(best);
+      }
+      checkUncaptured(this.gpu, "profiling the kernels");
+      return ms;
+    });
+  }
+
   /** Resolves when the GPU has finished everything submitted so far. */
   async sync(): Promise<void> {
     await this.gpu.device.queue.onSubmittedWorkDone();
