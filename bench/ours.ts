@@ -11,8 +11,9 @@ import { initState } from "../compiler/ir/interpret.ts";
 import { lower } from "../compiler/ir/lower.ts";
 import { autotuneMode } from "../runtime/autotune.ts";
 import type { Gpu } from "../runtime/device.ts";
-import { GpuTrainer } from "../runtime/trainer-exec.ts";
+import { GpuTrainer, type TrainBatch } from "../runtime/trainer-exec.ts";
 import { BENCH_CONFIG, syntheticBatch } from "./net-spec.ts";
+import { median } from "./timing.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
@@ -51,12 +52,24 @@ export function benchProgram(): Program {
   return r.programs[0]!;
 }
 
+/** The synthetic batch of BENCH_CONFIG, keyed by the program's input and task names. */
+export function benchBatch(program: Program): TrainBatch {
+  const cfg = BENCH_CONFIG;
+  const data = syntheticBatch(cfg);
+  return {
+    inputs: Object.fromEntries(cfg.modalities.map((m, i) => [m, data.inputs[i]!])),
+    labels: Object.fromEntries(program.tasks.map((t, i) => [t.name, data.labels[i]!])),
+  };
+}
+
 /** One compile (fused or not): its plan, built once, and what its trials measured. */
 interface Config {
   fuse: boolean;
   what: string;
   program: Program;
   plan: ReturnType<typeof planTrainStep>;
+  /** The synthetic batch every step trains on. */
+  batch: TrainBatch;
   params: number;
   compileMs: number;
   /** Of the first trial (a user's first run): GpuTrainer.create, autotuning, the first step. */
@@ -78,7 +91,7 @@ function compile(fuse: boolean, log: (s: string) => void): Config {
   const compileMs = performance.now() - t0;
   const params = program.params.filter((p) => p.role === "param").reduce((n, p) => n + p.shape.reduce((a, s) => a * s.value!, 1), 0);
   log(`ours ${what}: compiled in ${(compileMs / 1000).toFixed(1)} s: ${plan.summary.dispatches} dispatches, ${plan.summary.pipelines} pipelines`);
-  return { fuse, what, program, plan, params, compileMs, pipelineMs: 0, autotuneMs: 0, firstRunMs: 0, variants: {}, losses: [], times: [] };
+  return { fuse, what, program, plan, batch: benchBatch(program), params, compileMs, pipelineMs: 0, autotuneMs: 0, firstRunMs: 0, variants: {}, losses: [], times: [] };
 }
 
 /** A trainer of one trial, after its first step (on lavapipe the shaders' machine code is
@@ -107,34 +120,14 @@ async function start(gpu: Gpu, config: Config, first: boolean): Promise<Live> {
   return live;
 }
 
-const batch = (() => {
-  let made: { inputs: Record<string, Float32Array>; labels: Record<string, number[]> } | undefined;
-  return (program: Program) => {
-    if (made) return made;
-    const cfg = BENCH_CONFIG;
-    const data = syntheticBatch(cfg);
-    made = {
-      inputs: Object.fromEntries(cfg.modalities.map((m, i) => [m, data.inputs[i]!])),
-      labels: Object.fromEntries(program.tasks.map((t, i) => [t.name, data.labels[i]!])),
-    };
-    return made;
-  };
-})();
-
 async function step(live: Live): Promise<number> {
   const ts = performance.now();
-  const { loss } = await live.trainer.trainStep(batch(live.config.program), { readLoss: true });
+  const { loss } = await live.trainer.trainStep(live.config.batch, { readLoss: true });
   const ms = performance.now() - ts;
   live.losses.push(loss!);
   if (!Number.isFinite(loss)) throw new Error(`ours ${live.config.what}: loss of step ${live.losses.length} is ${loss}`);
   return ms;
 }
-
-const median = (xs: readonly number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const m = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
-};
 
 /**
  * Our fused and unfused compiles (those asked for), timed in `trials` trials. A trial creates a

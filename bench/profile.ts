@@ -12,8 +12,8 @@ import { initState } from "../compiler/ir/interpret.ts";
 import { lower } from "../compiler/ir/lower.ts";
 import { acquireDevice } from "../runtime/device.ts";
 import { GpuTrainer } from "../runtime/trainer-exec.ts";
-import { BENCH_CONFIG, syntheticBatch } from "./net-spec.ts";
-import { benchProgram } from "./ours.ts";
+import { BENCH_CONFIG } from "./net-spec.ts";
+import { benchBatch, benchProgram } from "./ours.ts";
 
 export interface KernelTime {
   label: string;
@@ -44,7 +44,8 @@ export function byKind(rows: readonly KernelTime[]): { kind: string; kernels: nu
   return [...sums.values()].sort((a, b) => b.ms - a.ms);
 }
 
-/** Times every kernel of `plan` on a trainer that has run `warm` steps. */
+/** Times every kernel of `plan` on its trainer (run a step first: the first dispatch of each
+ * kernel compiles it on lavapipe). */
 export async function profilePlan(trainer: GpuTrainer, plan: TrainPlan): Promise<KernelTime[]> {
   const ms = await trainer.exec.profileKernels();
   const variants = trainer.exec.variants;
@@ -60,11 +61,7 @@ async function main(): Promise<void> {
   const plan = planTrainStep(differentiateModel(lower(program, { batch: cfg.batch, mode: "train" })), { fuse, ...(argv.includes("--no-remat") ? { remat: false } : {}) });
   const gpu = await acquireDevice();
   const trainer = await GpuTrainer.create(gpu, plan, { state: initState(program, 1).params, seed: 1 });
-  const data = syntheticBatch(cfg);
-  const batch = {
-    inputs: Object.fromEntries(cfg.modalities.map((m, i) => [m, data.inputs[i]!])),
-    labels: Object.fromEntries(program.tasks.map((t, i) => [t.name, data.labels[i]!])),
-  };
+  const batch = benchBatch(program);
   const steps: number[] = [];
   for (let s = 0; s < 3; s++) {
     await trainer.trainStep(batch, { readLoss: true });
