@@ -5,7 +5,7 @@
 import path from "node:path";
 import { checkFile } from "../compiler/check/index.ts";
 import type { Program } from "../compiler/check/program.ts";
-import { planTrainStep } from "../compiler/codegen/train-plan.ts";
+import { type TrainPlan, type TrainPlanOptions, planTrainStep } from "../compiler/codegen/train-plan.ts";
 import { differentiateModel } from "../compiler/ir/autodiff.ts";
 import { initState } from "../compiler/ir/interpret.ts";
 import { lower } from "../compiler/ir/lower.ts";
@@ -52,6 +52,11 @@ export function benchProgram(): Program {
   return r.programs[0]!;
 }
 
+/** The training step of `program` at BENCH_CONFIG's batch, planned as `drifac compile` plans it. */
+export function benchPlan(program: Program, options: TrainPlanOptions = {}): TrainPlan {
+  return planTrainStep(differentiateModel(lower(program, { batch: BENCH_CONFIG.batch, mode: "train" })), options);
+}
+
 /** The synthetic batch of BENCH_CONFIG, keyed by the program's input and task names. */
 export function benchBatch(program: Program): TrainBatch {
   const cfg = BENCH_CONFIG;
@@ -67,7 +72,7 @@ interface Config {
   fuse: boolean;
   what: string;
   program: Program;
-  plan: ReturnType<typeof planTrainStep>;
+  plan: TrainPlan;
   /** The synthetic batch every step trains on. */
   batch: TrainBatch;
   params: number;
@@ -83,11 +88,10 @@ interface Config {
 }
 
 function compile(fuse: boolean, log: (s: string) => void): Config {
-  const cfg = BENCH_CONFIG;
   const what = fuse ? "fused" : "unfused";
   const t0 = performance.now();
   const program = benchProgram();
-  const plan = planTrainStep(differentiateModel(lower(program, { batch: cfg.batch, mode: "train" })), { fuse });
+  const plan = benchPlan(program, { fuse });
   const compileMs = performance.now() - t0;
   const params = program.params.filter((p) => p.role === "param").reduce((n, p) => n + p.shape.reduce((a, s) => a * s.value!, 1), 0);
   log(`ours ${what}: compiled in ${(compileMs / 1000).toFixed(1)} s: ${plan.summary.dispatches} dispatches, ${plan.summary.pipelines} pipelines`);

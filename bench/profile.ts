@@ -6,14 +6,11 @@
 // single workgroup (one core of lavapipe's). The sum is close to a step's time but not equal to
 // it: a step's dispatches overlap nothing, but they also do not pay a submit each.
 import type { TrainPlan } from "../compiler/codegen/train-plan.ts";
-import { planTrainStep } from "../compiler/codegen/train-plan.ts";
-import { differentiateModel } from "../compiler/ir/autodiff.ts";
+import { DEFAULT_VARIANT } from "../compiler/codegen/wgsl/kernel.ts";
 import { initState } from "../compiler/ir/interpret.ts";
-import { lower } from "../compiler/ir/lower.ts";
 import { acquireDevice } from "../runtime/device.ts";
 import { GpuTrainer } from "../runtime/trainer-exec.ts";
-import { BENCH_CONFIG } from "./net-spec.ts";
-import { benchBatch, benchProgram } from "./ours.ts";
+import { benchBatch, benchPlan, benchProgram } from "./ours.ts";
 
 export interface KernelTime {
   label: string;
@@ -28,8 +25,8 @@ export function kernelKind(plan: Pick<TrainPlan, "kernels">, k: number, variant:
   const launch = plan.kernels[k]!;
   const ops = [...launch.label.matchAll(/%\d+ ([a-z0-9_]+)/g)].map((m) => m[1]!);
   const main = ops.find((o) => /conv|matmul/.test(o)) ?? (ops.includes("reduce") ? "reduce" : launch.label.startsWith("optimiser") ? "optimiser" : "elementwise");
-  const grid = variant === "register" ? launch.dispatch : (launch.variants?.find((v) => v.name === variant)?.dispatch ?? launch.dispatch);
-  return `${main}${variant === "register" ? "" : ` [${variant}]`}${grid[0] * grid[1] * grid[2] === 1 ? " (1 wg)" : ""}`;
+  const grid = variant === DEFAULT_VARIANT ? launch.dispatch : (launch.variants?.find((v) => v.name === variant)?.dispatch ?? launch.dispatch);
+  return `${main}${variant === DEFAULT_VARIANT ? "" : ` [${variant}]`}${grid[0] * grid[1] * grid[2] === 1 ? " (1 wg)" : ""}`;
 }
 
 /** Kernel times summed by kind, largest first. */
@@ -57,19 +54,14 @@ async function main(): Promise<void> {
   const fuse = !argv.includes("--unfused");
   const top = Number(argv[argv.indexOf("--top") + 1] ?? 0) || 20;
   const program = benchProgram();
-  const cfg = BENCH_CONFIG;
-  const plan = planTrainStep(differentiateModel(lower(program, { batch: cfg.batch, mode: "train" })), { fuse, ...(argv.includes("--no-remat") ? { remat: false } : {}) });
+  const plan = benchPlan(program, { fuse, ...(argv.includes("--no-remat") ? { remat: false } : {}) });
   const gpu = await acquireDevice();
   const trainer = await GpuTrainer.create(gpu, plan, { state: initState(program, 1).params, seed: 1 });
   const batch = benchBatch(program);
-  const steps: number[] = [];
-  for (let s = 0; s < 3; s++) {
-    await trainer.trainStep(batch, { readLoss: true });
-    steps.push(trainer.exec.lastRunMs);
-  }
+  for (let s = 0; s < 3; s++) await trainer.trainStep(batch, { readLoss: true });
   const rows = await profilePlan(trainer, plan);
   const total = rows.reduce((n, r) => n + r.ms, 0);
-  const out = [`${fuse ? "fused" : "unfused"}${argv.includes("--no-remat") ? ", no recomputation" : ""}: ${rows.length} kernels timed one by one sum to ${total.toFixed(1)} ms (the last step took ${steps.at(-1)!.toFixed(1)} ms); ${(plan.summary.bytes / 2 ** 20).toFixed(1)} MiB planned`];
+  const out = [`${fuse ? "fused" : "unfused"}${argv.includes("--no-remat") ? ", no recomputation" : ""}: ${rows.length} kernels timed one by one sum to ${total.toFixed(1)} ms (the last step took ${trainer.exec.lastRunMs.toFixed(1)} ms); ${(plan.summary.bytes / 2 ** 20).toFixed(1)} MiB planned`];
   for (const s of byKind(rows)) out.push(`${s.ms.toFixed(1).padStart(9)} ms ${String(s.kernels).padStart(6)}  ${s.kind}`);
   out.push(`the ${top} slowest kernels:`);
   for (const r of [...rows].sort((a, b) => b.ms - a.ms).slice(0, top)) out.push(`${r.ms.toFixed(2).padStart(9)} ms  ${r.label.slice(0, 110)}`);

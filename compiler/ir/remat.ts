@@ -25,7 +25,7 @@
 // under 16,384 elements free 3.1 MiB together and cost 184 dispatches a step.
 import { type Differentiated } from "./autodiff.ts";
 import { Graph } from "./graph.ts";
-import type { ConvAttrs, IRNode, Prim } from "./primitives.ts";
+import { type ConvAttrs, type IRNode, type Prim, numel } from "./primitives.ts";
 
 /** Primitives whose values are recomputed from their inputs at no more than a small cost per
  * element. Dropout is left out: its mask is reproducible, but it reads the random stream. */
@@ -71,12 +71,17 @@ function backwardReads(model: Differentiated): Set<number> {
 
 /** The forward values that backward reads and that are recomputed there (original ids). */
 export function rematCandidates(model: Differentiated, options: RematOptions = {}): Set<number> {
+  return choose(model, options.minFloats ?? REMAT_MIN_FLOATS).chosen;
+}
+
+/** rematCandidates' choice, and how many recomputable values it left out for their size. */
+function choose(model: Differentiated, minFloats: number): { chosen: Set<number>; small: number } {
   const g = model.graph;
-  const minFloats = options.minFloats ?? REMAT_MIN_FLOATS;
   const isLeaf = (id: number) => LEAVES.has(g.node(id).prim);
-  const big = (id: number) => g.shapeOf(id).reduce((n, d) => n * d, 1) >= minFloats;
   const readByBackward = backwardReads(model);
-  const chosen = new Set([...readByBackward].filter((v) => !isLeaf(v) && big(v) && recomputable(g.node(v), g)));
+  const recomputableReads = [...readByBackward].filter((v) => !isLeaf(v) && recomputable(g.node(v), g));
+  const chosen = new Set(recomputableReads.filter((v) => numel(g.shapeOf(v)) >= minFloats));
+  const small = recomputableReads.length - chosen.size;
   // Drop values whose recomputation would need a forward value backward does not keep (until
   // nothing changes: dropping one makes it an anchor, which never makes another fail).
   for (let changed = true; changed; ) {
@@ -87,7 +92,7 @@ export function rematCandidates(model: Differentiated, options: RematOptions = {
       changed = true;
     }
   }
-  return chosen;
+  return { chosen, small };
 
   function expandable(v: number, top: boolean): boolean {
     if (!top) {
@@ -102,9 +107,10 @@ export function rematCandidates(model: Differentiated, options: RematOptions = {
 /** The model with forward values recomputed in backward (a new graph; ids change): the given
  * ones, or rematCandidates' choice under the given options. */
 export function rematerialise(model: Differentiated, choice: ReadonlySet<number> | RematOptions = {}): Rematerialised {
-  const chosen: ReadonlySet<number> = choice instanceof Set ? choice : rematCandidates(model, choice as RematOptions);
   const minFloats = choice instanceof Set ? 0 : ((choice as RematOptions).minFloats ?? REMAT_MIN_FLOATS);
-  const keptSmall = { values: minFloats > 0 ? rematCandidates(model, { minFloats: 0 }).size - chosen.size : 0, minFloats };
+  const picked = choice instanceof Set ? { chosen: choice as ReadonlySet<number>, small: 0 } : choose(model, minFloats);
+  const chosen = picked.chosen;
+  const keptSmall = { values: picked.small, minFloats };
   const old = model.graph;
   const g = new Graph();
   const map = new Map<number, number>();

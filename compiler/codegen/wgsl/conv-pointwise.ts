@@ -32,9 +32,8 @@ function dims(ctx: KernelContext<Prim>): { N: number; R: number; O: number; P4: 
   return { N, R, O, P4: (H * W) / 4, transposed: prim === "conv2d_input_grad" };
 }
 
-function pointwiseBody(ctx: KernelContext<Prim>, PV = 1, wg = 64): KernelBody | undefined {
-  const d = dims(ctx);
-  if (!d || d.P4 % PV !== 0) return undefined;
+/** The kernel over `d`, PV vec4s of pixels an invocation (PV divides P4). */
+function pointwiseBody(d: NonNullable<ReturnType<typeof dims>>, PV: number, wg: number): KernelBody {
   const { N, R, O, P4 } = d;
   const weight = d.transposed ? `c * ${u32(O)} + o` : `o * ${u32(R)} + c`;
   const vs = Array.from({ length: PV }, (_, v) => v);
@@ -66,10 +65,9 @@ function pointwiseBody(ctx: KernelContext<Prim>, PV = 1, wg = 64): KernelBody | 
  * [8,16,16,16] 0.13-0.18 ms against 0.40-0.57 ms; at 4x4 maps and below, or 32 channels and
  * more, the blocked and register kernels stay as fast or faster (the autotuner keeps them). */
 export function pointwiseVariant(ctx: KernelContext<Prim>): KernelVariant | undefined {
-  const P4 = dims(ctx)?.P4 ?? 0;
-  const [PV, wg] = P4 % 4 === 0 ? [4, 16] : P4 % 2 === 0 ? [2, 32] : [1, 64];
-  const body = pointwiseBody(ctx, PV, wg);
-  if (!body) return undefined;
-  const spec = assemble(ctx, body);
+  const d = dims(ctx);
+  if (!d) return undefined;
+  const [PV, wg] = d.P4 % 4 === 0 ? [4, 16] : d.P4 % 2 === 0 ? [2, 32] : [1, 64];
+  const spec = assemble(ctx, pointwiseBody(d, PV, wg));
   return { name: POINTWISE_VARIANT, wgsl: spec.wgsl, workgroupSize: spec.workgroupSize, dispatch: spec.dispatch };
 }
