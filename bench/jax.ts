@@ -8,7 +8,7 @@
 // are used, as ours; the update is a few [C]-sized ops); dropout masks come from jax-js's
 // threefry PRNG instead of our PCG hash (same rate); Adam's epsilon 1e-7 (ours reads the model's
 // train section).
-import { adapterName, countDispatches, emit, installNavigatorGpu, log, median, peerArgs, timeSteps } from "./peer-env.ts";
+import { countDispatches, emit, installNavigatorGpu, log, median, peerArgs, preparePeerAdapter, timeSteps, waitNote } from "./peer-env.ts";
 import { BENCH_CONFIG, type NetConfig, type Ops, type Segment, describeNet, forward, initialValues, segmentParamNames, segments, syntheticBatch } from "./net-spec.ts";
 
 const gpu = installNavigatorGpu();
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
   const check = process.argv.includes("--check");
   const cfg: NetConfig = check ? { ...BENCH_CONFIG, width: 4, size: 32, batch: 2, p: 0 } : BENCH_CONFIG;
   const net = describeNet(cfg);
-  const adapter = await adapterName(gpu);
+  const { name: adapter, quietWait } = await preparePeerAdapter(gpu);
   log(`jax: jax-js on ${adapter}`);
   const devices = await jax.init("webgpu");
   if (!devices.includes("webgpu")) throw new Error("jax: the WebGPU backend did not start");
@@ -300,6 +300,7 @@ async function main(): Promise<void> {
     losses,
     ...(dispatchesPerStep ? { dispatchesPerStep } : {}),
     notes: [
+      waitNote(quietWait),
       mode === "eager" ? "NCHW; eager (no jit)" : mode === "segments" ? "NCHW; jit per segment: forward, then backward (recomputing the segment's forward) chained by hand from jit(valueAndGrad) of heads and loss" : "NCHW; jit(valueAndGrad(loss))",
       "Adam jitted in groups of at most 16 tensors of one segment", "batchnorm running statistics not updated", "dropout masks from jax-js's PRNG"],
   });

@@ -4,6 +4,7 @@
 // median. Each peer runs in its own process (it owns its device); results go to stdout as one
 // JSON line, progress to stderr.
 import { create, globals } from "webgpu";
+import { installQuietWait } from "../runtime/quiet-wait.ts";
 
 export function installNavigatorGpu(): GPU {
   Object.assign(globalThis, globals);
@@ -12,12 +13,21 @@ export function installNavigatorGpu(): GPU {
   return gpu;
 }
 
-export async function adapterName(gpu: GPU): Promise<string> {
+/** The adapter's name, and Dawn's busy poll quieted exactly when our runtime quiets it
+ * (runtime/quiet-wait.ts: software adapters, or DRIFA_QUIET_WAIT=on|off), so that the peers
+ * and ours wait for the GPU the same way and the comparison is of the libraries. */
+export async function preparePeerAdapter(gpu: GPU): Promise<{ name: string; quietWait: boolean }> {
   const a = await gpu.requestAdapter();
-  if (!a) return "none";
+  if (!a) return { name: "none", quietWait: false };
   const i = a.info;
-  return [i.vendor, i.architecture, i.description].filter(Boolean).join(" ");
+  const env = process.env.DRIFA_QUIET_WAIT;
+  const quietWait = env === "on" || (env !== "off" && i.isFallbackAdapter === true);
+  if (quietWait) installQuietWait();
+  return { name: [i.vendor, i.architecture, i.description].filter(Boolean).join(" "), quietWait };
 }
+
+/** The note a peer's result carries about how it waited. */
+export const waitNote = (quietWait: boolean): string => (quietWait ? "waits without Dawn's busy poll, as ours does on software adapters" : "waits with Dawn's busy poll");
 
 export interface PeerArgs {
   steps: number;

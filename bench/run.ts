@@ -134,7 +134,7 @@ async function main(): Promise<number> {
   const needGpu = args.only.has("ours") || args.only.has("kernels");
   const gpu = needGpu ? await acquireDevice() : null;
   let adapter = gpu?.adapterName ?? "";
-  if (gpu) log(`adapter: ${adapter}`);
+  if (gpu) log(`adapter: ${adapter}${gpu.quietWait ? " (waits without Dawn's busy poll: runtime/quiet-wait.ts)" : ""}`);
   const errors: string[] = [];
 
   let fused: OursResult | undefined;
@@ -229,6 +229,8 @@ async function main(): Promise<number> {
       peakPlannedOverUnplanned: ratio(fused?.peakBytes, fused?.unplannedBytes),
     },
     adapter,
+    /** Whether ours (and the peers, on the same rule) waited without Dawn's busy poll. */
+    quietWait: gpu ? gpu.quietWait : null,
     date: new Date().toISOString(),
     steps: { timed: args.steps, warmup: args.warmup, trials: args.trials, peers: args.peerSteps },
     errors,
@@ -254,7 +256,7 @@ async function main(): Promise<number> {
   const lines = rows.map((r) => r.map((x, c) => (c === 0 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join("  "));
   const out: string[] = [];
   out.push(`DRIFA-Net width ${cfg.width}, ${cfg.size}x${cfg.size}, batch ${cfg.batch}, two modalities: one training step (forward, backward, Adam)`);
-  out.push(`adapter: ${adapter}    ${report.date}`);
+  out.push(`adapter: ${adapter}${report.quietWait ? ", waits without Dawn's busy poll" : ""}    ${report.date}`);
   out.push("");
   out.push(...lines);
   if (fused) {

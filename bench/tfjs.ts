@@ -8,7 +8,7 @@
 // tf.fused ops with their bias (what tf.layers emits). Deviations, in bench/README.md:
 // batchnorm running statistics are not updated; dropout masks from tf.dropout; Adam's epsilon
 // 1e-7 (TensorFlow.js's default).
-import { adapterName, countDispatches, emit, installNavigatorGpu, log, median, peerArgs, timeSteps } from "./peer-env.ts";
+import { countDispatches, emit, installNavigatorGpu, log, median, peerArgs, preparePeerAdapter, timeSteps, waitNote } from "./peer-env.ts";
 import { BENCH_CONFIG, type Ops, describeNet, forward, initialValues, syntheticBatch, toNHWC } from "./net-spec.ts";
 
 const gpu = installNavigatorGpu();
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   const args = peerArgs();
   const cfg = BENCH_CONFIG;
   const net = describeNet(cfg);
-  const adapter = await adapterName(gpu);
+  const { name: adapter, quietWait } = await preparePeerAdapter(gpu);
   log(`tfjs: TensorFlow.js ${tf.version.tfjs} on ${adapter}`);
   if (!(await tf.setBackend("webgpu"))) throw new Error("tfjs: the WebGPU backend did not start");
   await tf.ready();
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     stepsMs: times,
     losses,
     ...(dispatchesPerStep ? { dispatchesPerStep } : {}),
-    notes: ["NHWC; tf.fused conv2d/matMul with bias; optimizer.minimize with tf.train.adam", "batchnorm running statistics not updated"],
+    notes: [waitNote(quietWait), "NHWC; tf.fused conv2d/matMul with bias; optimizer.minimize with tf.train.adam", "batchnorm running statistics not updated"],
   });
 }
 

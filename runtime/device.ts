@@ -7,6 +7,7 @@
 // garbage comes back (see docs on TensorFlow.js in shared/design/performance.md).
 //
 // The runtime never imports compiler/ or grammar/: a browser bundle carries this file alone.
+import { canQuietWait, installQuietWait } from "./quiet-wait.ts";
 import { type HostInfo, setupHint } from "./setup-hint.ts";
 
 export type DeviceErrorKind = "no-webgpu" | "no-adapter" | "limits" | "device" | "lost" | "validation" | "out-of-memory" | "internal" | "shader";
@@ -44,6 +45,11 @@ export interface AcquireOptions {
   onLost?: (error: DeviceError) => void;
   /** A GPU object to use instead of navigator.gpu / the `webgpu` package (tests, workers). */
   gpu?: GPU;
+  /** In Node, wait for GPU work without Dawn's busy poll (runtime/quiet-wait.ts). Default: on
+   * for software adapters (lavapipe, SwiftShader), whose kernels run on the cores the poll
+   * would take, off for hardware; the environment variable DRIFA_QUIET_WAIT=on|off overrides
+   * the default. */
+  quietWait?: boolean;
 }
 
 export interface Gpu {
@@ -59,6 +65,8 @@ export interface Gpu {
   assertAlive(): void;
   /** Errors reported outside any error scope since the last call (drained). */
   takeUncapturedErrors(): GPUError[];
+  /** Whether waits on this device skip Dawn's busy poll (see AcquireOptions.quietWait). */
+  quietWait: boolean;
   /** Destroys the device; in Node this also lets the process exit. */
   destroy(): void;
 }
@@ -138,6 +146,7 @@ export function checkLimits(limits: GPUSupportedLimits, need: DeviceRequirements
 export async function acquireDevice(options: AcquireOptions = {}): Promise<Gpu> {
   const gpu = options.gpu ?? (isNode() ? await nodeWebGPU() : (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu);
   if (!gpu) throw new DeviceError("no-webgpu", setupHint(await hostInfo()));
+  const quietWaitSetting = options.quietWait ?? quietWaitFromEnv();
   const timeoutMs = options.timeoutMs ?? 20_000;
   const request: GPURequestAdapterOptions = options.powerPreference ? { powerPreference: options.powerPreference } : {};
   const adapter = await withTimeout(gpu.requestAdapter(request), timeoutMs, "requestAdapter()");
@@ -158,6 +167,8 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Gpu> 
   }
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(" ") || "unknown adapter";
+  const quietWait = isNode() && canQuietWait() && (quietWaitSetting ?? info?.isFallbackAdapter === true);
+  const releaseQuietWait = quietWait ? installQuietWait() : () => {};
   let lostInfo: GPUDeviceLostInfo | undefined;
   let destroyed = false;
   const uncaptured: GPUError[] = [];
@@ -177,11 +188,22 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Gpu> 
       if (lostInfo) throw lostError(lostInfo, adapterName);
     },
     takeUncapturedErrors: () => uncaptured.splice(0),
+    quietWait,
     destroy() {
       destroyed = true;
       device.destroy();
+      releaseQuietWait();
     },
   };
+}
+
+/** DRIFA_QUIET_WAIT=on|off, or undefined when unset (anything else is an error: a typo should
+ * not silently change how the runtime waits). */
+function quietWaitFromEnv(): boolean | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DRIFA_QUIET_WAIT;
+  if (v === undefined || v === "") return undefined;
+  if (v === "on" || v === "off") return v === "on";
+  throw new DeviceError("device", `DRIFA_QUIET_WAIT must be on or off, not ${JSON.stringify(v)}`);
 }
 
 function lostError(li: GPUDeviceLostInfo, adapterName: string): DeviceError {
