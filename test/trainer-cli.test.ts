@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { loadSafetensors } from "../runtime/checkpoint/index.ts";
 import { runTrainerCli, type TrainerCliHooks } from "../runtime/trainer/cli.ts";
 import { LinearRunner, type TrainSettings } from "../runtime/trainer/index.ts";
+import { formatRate } from "../runtime/trainer/progress.ts";
 
 const inputs = [
   { name: "skin", shape: [3, 8, 8] },
@@ -110,7 +111,16 @@ test("human output without --json; no progress bar when stderr is not a TTY", as
   assert.is(r.exitCode, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
   assert.match(lines[0]!, /^epoch 1\/2 {2}train \d\.\d{4} {2}val \d\.\d{4} {2}acc skin_dx \d+\.\d%, cells_dx \d+\.\d%/);
+  assert.match(lines[0]!, / \d+(\.\d+)? samples\/s/);
   assert.not.match(r.stderr, /ETA/);
+});
+
+test("throughput reads as a number at any speed (a first epoch compiling shaders is under 1 sample/s)", () => {
+  assert.is(formatRate(0.19), "0.19");
+  assert.is(formatRate(3.456), "3.5");
+  assert.is(formatRate(9.96), "10");
+  assert.is(formatRate(35.6), "36");
+  assert.is(formatRate(0), "0");
 });
 
 test("a progress bar on a TTY, none with --no-progress or --json", async () => {

@@ -18,7 +18,7 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadSafetensors, saveSafetensors } from "../checkpoint/file.ts";
 import type { Tensor } from "../checkpoint/safetensors.ts";
 import { trainLoop, type TrainerState, type TrainResult } from "./loop.ts";
-import { EpochProgress } from "./progress.ts";
+import { EpochProgress, formatRate } from "./progress.ts";
 import { SyntheticData, type SyntheticOptions } from "./synthetic.ts";
 import type { BatchSource, EpochRecord, ModelRunner, TrainSettings } from "./types.ts";
 
@@ -160,7 +160,7 @@ function humanLine(r: EpochRecord, epochs: number): string {
     .map(([t, a]) => `${t} ${(100 * a).toFixed(1)}%`)
     .join(", ");
   const val = r.val_loss === null ? "" : `  val ${r.val_loss.toFixed(4)}`;
-  return `epoch ${r.epoch}/${epochs}  train ${r.train_loss.toFixed(4)}${val}${acc ? `  acc ${acc}` : ""}  lr ${r.lr.toPrecision(3)}  ${r.seconds.toFixed(1)} s  ${Math.round(r.samples_per_s)} samples/s${r.best ? "  *" : ""}\n`;
+  return `epoch ${r.epoch}/${epochs}  train ${r.train_loss.toFixed(4)}${val}${acc ? `  acc ${acc}` : ""}  lr ${r.lr.toPrecision(3)}  ${r.seconds.toFixed(1)} s  ${formatRate(r.samples_per_s)} samples/s${r.best ? "  *" : ""}\n`;
 }
 
 function toTensors(state: Map<string, Float32Array>, shapes: ModelRunner["stateShapes"]): Map<string, Tensor> {

@@ -5,6 +5,12 @@
 import cliProgress from "cli-progress";
 import type { StepInfo } from "./loop.ts";
 
+/** Samples per second for people: whole numbers from 10 up, two significant digits below (a
+ * first epoch that compiles its shaders runs at 0.19 samples/s, not "0"). */
+export function formatRate(samplesPerSecond: number): string {
+  return samplesPerSecond >= 10 ? String(Math.round(samplesPerSecond)) : samplesPerSecond > 0 ? samplesPerSecond.toPrecision(2) : "0";
+}
+
 export class EpochProgress {
   private bar: cliProgress.SingleBar | undefined;
   private readonly stream: NodeJS.WritableStream;
@@ -38,7 +44,7 @@ export class EpochProgress {
     if (info.steps !== undefined && this.bar.getTotal() !== info.steps) this.bar.setTotal(info.steps);
     this.bar.update(info.step, {
       loss: info.loss === undefined ? "-" : info.loss.toFixed(4),
-      speed: info.seconds > 0 ? Math.round(info.samples / info.seconds) : "-",
+      speed: info.seconds > 0 ? formatRate(info.samples / info.seconds) : "-",
     });
   }
 
