@@ -4,6 +4,7 @@
 // median. Each peer runs in its own process (it owns its device); results go to stdout as one
 // JSON line, progress to stderr.
 import { create, globals } from "webgpu";
+import { quietWaitFromEnv } from "../runtime/device.ts";
 import { installQuietWait } from "../runtime/quiet-wait.ts";
 
 export function installNavigatorGpu(): GPU {
@@ -20,8 +21,7 @@ export async function preparePeerAdapter(gpu: GPU): Promise<{ name: string; quie
   const a = await gpu.requestAdapter();
   if (!a) return { name: "none", quietWait: false };
   const i = a.info;
-  const env = process.env.DRIFA_QUIET_WAIT;
-  const quietWait = env === "on" || (env !== "off" && i.isFallbackAdapter === true);
+  const quietWait = quietWaitFromEnv() ?? i.isFallbackAdapter === true;
   if (quietWait) installQuietWait();
   return { name: [i.vendor, i.architecture, i.description].filter(Boolean).join(" "), quietWait };
 }

@@ -199,7 +199,7 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Gpu> 
 
 /** DRIFA_QUIET_WAIT=on|off, or undefined when unset (anything else is an error: a typo should
  * not silently change how the runtime waits). */
-function quietWaitFromEnv(): boolean | undefined {
+export function quietWaitFromEnv(): boolean | undefined {
   const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DRIFA_QUIET_WAIT;
   if (v === undefined || v === "") return undefined;
   if (v === "on" || v === "off") return v === "on";

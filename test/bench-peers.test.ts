@@ -7,13 +7,10 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { tryAcquireDevice } from "../runtime/device.ts";
-import { root } from "./helpers.ts";
+import { gpuForTests, root } from "./helpers.ts";
 
-const acquired = await tryAcquireDevice();
-acquired.gpu?.destroy();
-if (!acquired.gpu) console.log(`\n[bench-peers] SKIPPED: no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (acquired.gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("bench-peers");
+gpu?.destroy(); // only whether there is an adapter matters: the peer runs in its own process
 
 gpuTest("jax-js peer: the segmented gradient equals the whole-network gradient (loss and all 1,052 gradients)", async () => {
   const t0 = performance.now();

@@ -9,14 +9,11 @@ import { checkFile } from "../compiler/check/index.ts";
 import { planTrainStep } from "../compiler/codegen/train-plan.ts";
 import { buildTrainGraph, initState } from "../compiler/ir/interpret.ts";
 import { numel } from "../compiler/ir/primitives.ts";
-import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { GpuTrainer } from "../runtime/trainer-exec.ts";
+import { gpuForTests } from "./helpers.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const acquired = await tryAcquireDevice();
-const gpu: Gpu | null = acquired.gpu;
-if (!gpu) console.log(`\n[bench-profile] SKIPPED: no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("bench-profile");
 
 gpuTest("every kernel of a training step timed on its own, summed by kind", async () => {
   const program = checkFile(path.join(root, "models/resnet18.drifa"), { settings: { width: "4", size: "16" } }).programs[0]!;

@@ -9,11 +9,9 @@ import { Graph } from "../compiler/ir/graph.ts";
 import { DeviceError, checkLimits, compileShader, tryAcquireDevice, withErrorScopes } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
 import { setupHint } from "../runtime/setup-hint.ts";
+import { gpuForTests } from "./helpers.ts";
 
-const acquired = await tryAcquireDevice();
-const gpu = acquired.gpu;
-if (!gpu) console.log(`\n[gpu-device] SKIPPED (the tests that need an adapter): no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("gpu-device");
 
 test("limits are checked up front with messages that say what and how much", () => {
   const limits = { maxStorageBuffersPerShaderStage: 8, maxBufferSize: 256 * 1024 * 1024, maxStorageBufferBindingSize: 128 * 1024 * 1024 } as GPUSupportedLimits;

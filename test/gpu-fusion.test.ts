@@ -11,16 +11,12 @@ import { planGraph } from "../compiler/codegen/plan.ts";
 import { planTrainStep } from "../compiler/codegen/train-plan.ts";
 import { buildTrainGraph, evaluate, initState, seededUniform, trainStep } from "../compiler/ir/interpret.ts";
 import { numel } from "../compiler/ir/primitives.ts";
-import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
 import { GpuTrainer } from "../runtime/trainer-exec.ts";
-import { modulationGraph, scratch } from "./helpers.ts";
+import { gpuForTests, modulationGraph, scratch } from "./helpers.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const acquired = await tryAcquireDevice();
-const gpu: Gpu | null = acquired.gpu;
-if (!gpu) console.log(`\n[gpu-fusion] SKIPPED: no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("gpu-fusion");
 
 const u = seededUniform(31);
 const normal = () => Math.fround(Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u()));

@@ -17,16 +17,12 @@ import { type Feeds, buildTrainGraph, evaluate, feedsFor, initState, seededUnifo
 import { lower, softmaxCrossEntropy } from "../compiler/ir/lower.ts";
 import { type Prim, numel } from "../compiler/ir/primitives.ts";
 import { prims } from "../compiler/ir/registry.ts";
-import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { convCases } from "./conv-cases.ts";
+import { gpuForTests, root } from "./helpers.ts";
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 let started = performance.now();
-const acquired = await tryAcquireDevice();
-const gpu: Gpu | null = acquired.gpu;
-if (!gpu) console.log(`\n[gpu-kernels] SKIPPED: no WebGPU adapter.\n${acquired.reason}\n`);
-else if (process.env.GPU_VERBOSE) console.log(`[gpu-kernels] adapter: ${gpu.adapterName}`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("gpu-kernels");
+if (gpu && process.env.GPU_VERBOSE) console.log(`[gpu-kernels] adapter: ${gpu.adapterName}`);
 // uvu imports every test file before running any: time this suite from its first test.
 test.before(() => {
   started = performance.now();

@@ -20,14 +20,11 @@ import { verifyCommand } from "../compiler/cli/verify.ts";
 import { type TrainState, buildTrainGraph, evaluate, initState, optimiserStep, seededUniform } from "../compiler/ir/interpret.ts";
 import { lower } from "../compiler/ir/lower.ts";
 import { numel } from "../compiler/ir/primitives.ts";
-import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { GpuPredictor, GpuTrainer, type StatePlan, StateExecutor, optimiserScalars } from "../runtime/trainer-exec.ts";
+import { gpuForTests } from "./helpers.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const acquired = await tryAcquireDevice();
-const gpu: Gpu | null = acquired.gpu;
-if (!gpu) console.log(`\n[gpu-train] SKIPPED (the tests that need an adapter): no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("gpu-train");
 let started = performance.now();
 test.before(() => {
   started = performance.now();

@@ -19,16 +19,13 @@ import { evaluate, seededUniform } from "../compiler/ir/interpret.ts";
 import { numel } from "../compiler/ir/primitives.ts";
 import { autotuneCounters, nodeCacheFile, pickVariant, tuneKey } from "../runtime/autotune.ts";
 import { hydrate } from "../runtime/compiled/manifest.ts";
-import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { type ExecPlan, Executor } from "../runtime/executor.ts";
 import { blockedConvCases, convCases } from "./conv-cases.ts";
+import { gpuForTests } from "./helpers.ts";
 
 const cacheHome = fs.mkdtempSync(path.join(os.tmpdir(), "drifa-autotune-"));
 let started = performance.now();
-const acquired = await tryAcquireDevice();
-const gpu: Gpu | null = acquired.gpu;
-if (!gpu) console.log(`\n[gpu-variants] SKIPPED: no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("gpu-variants");
 // uvu imports every suite before running any: the environment is set when this suite starts
 // and restored when it ends, so other suites keep theirs.
 const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, DRIFA_AUTOTUNE: process.env.DRIFA_AUTOTUNE };

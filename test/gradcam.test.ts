@@ -22,11 +22,10 @@ import { readFrom } from "../runtime/compiled/node.ts";
 import { GradcamRunner } from "../runtime/compiled/gradcam.ts";
 import { hydrate } from "../runtime/compiled/manifest.ts";
 import { CompiledRunner, readCompiled } from "../runtime/compiled/runner.ts";
-import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 import { imageSources } from "../runtime/report/index.ts";
 import type { Batch } from "../runtime/trainer/types.ts";
 import { bindData, evalLoader, loadDataArgs, toModelBatch } from "../runtime/workflow/index.ts";
-import { TINY_MODEL, drifac, root, scratch } from "./helpers.ts";
+import { drifac, gpuForTests, root, scratch, TINY_MODEL } from "./helpers.ts";
 
 
 
@@ -35,10 +34,7 @@ const model = path.join(dir, "tiny.drifa");
 const data = path.join(dir, "data");
 const run = path.join(dir, "run");
 const dataArgs = (skin = path.join(data, "skin")) => ["--data", `skin=${skin}`, "--data", `cervix=${path.join(data, "cervix")}`];
-const acquired = await tryAcquireDevice();
-const gpu: Gpu | null = acquired.gpu;
-if (!gpu) console.log(`\n[gradcam] SKIPPED (the tests that need an adapter): no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("gradcam");
 
 function program(file: string, settings: Record<string, string> = {}): Program {
   const r = checkFile(file, { settings });

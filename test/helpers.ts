@@ -2,7 +2,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { test } from "uvu";
 import { main } from "../compiler/cli/main.ts";
+import { type Gpu, tryAcquireDevice } from "../runtime/device.ts";
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
@@ -65,3 +67,13 @@ model Tiny(width: int = 4, size: int = 16) {
   }
 }
 `;
+
+/** The WebGPU device for a test file's GPU tests. Without an adapter `gpu` is null, the reason
+ * is printed once under the file's name, and the tests registered with `gpuTest` are skipped
+ * (setup installs lavapipe where it can, so a skip means the machine could not have one). */
+export async function gpuForTests(file: string): Promise<{ gpu: Gpu | null; gpuTest: (name: string, fn: () => Promise<void> | void) => void }> {
+  const acquired = await tryAcquireDevice();
+  if (!acquired.gpu) console.log(`\n[${file}] SKIPPED (the tests that need an adapter): no WebGPU adapter.\n${acquired.reason}\n`);
+  const available = acquired.gpu !== null;
+  return { gpu: acquired.gpu, gpuTest: (name, fn) => (available ? test(name, fn) : test.skip(name, fn)) };
+}

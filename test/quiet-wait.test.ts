@@ -3,13 +3,11 @@
 // (if a new `webgpu` package queued its poll differently, the GPU test says so).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { DeviceError, acquireDevice, tryAcquireDevice } from "../runtime/device.ts";
+import { DeviceError, acquireDevice } from "../runtime/device.ts";
 import { installQuietWait, pollSleepMs, quietWaitStatus } from "../runtime/quiet-wait.ts";
+import { gpuForTests } from "./helpers.ts";
 
-const acquired = await tryAcquireDevice();
-const gpu = acquired.gpu;
-if (!gpu) console.log(`\n[quiet-wait] SKIPPED (the tests that need an adapter): no WebGPU adapter.\n${acquired.reason}\n`);
-const gpuTest = (name: string, fn: () => Promise<void> | void) => (gpu ? test(name, fn) : test.skip(name, fn));
+const { gpu, gpuTest } = await gpuForTests("quiet-wait");
 
 // A native function without a name or parameters, as Dawn's poll is (and harmless to run).
 const nativeNoArgs = Function.prototype as () => void;
